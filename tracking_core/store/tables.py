@@ -1,0 +1,149 @@
+"""The database schema, as SQLAlchemy Core tables.
+
+Our own schema, shaped by the hot paths rather than copied from MLflow's:
+- `metrics` is keyed (run_id, key, step, timestamp, value, is_nan) so a history read is one
+  range scan of the primary key, and an identical re-sent point is a conflict that is ignored
+  (the client retries POSTs, so writes must be idempotent);
+- `latest_metrics` holds the newest point per (run, key) for run payloads, search and order_by;
+- string columns that search compares use a binary collation on MySQL/MariaDB, because MLflow's
+  `=` and `LIKE` are case-sensitive there too.
+
+Changing anything here needs a new Alembic revision in `migrations/versions`.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def name_type(length: int) -> sa.types.TypeEngine[str]:
+    """A VARCHAR that compares case-sensitively on every backend."""
+    return sa.String(length).with_variant(mysql.VARCHAR(length, collation="utf8mb4_bin"), "mysql", "mariadb")
+
+
+def long_text() -> sa.types.TypeEngine[str]:
+    return sa.Text().with_variant(mysql.MEDIUMTEXT(collation="utf8mb4_bin"), "mysql", "mariadb")
+
+
+def _table(name: str, *items: sa.SchemaItem) -> sa.Table:
+    return sa.Table(name, metadata, *items, mysql_engine="InnoDB", mysql_charset="utf8mb4")
+
+
+RUN_ID = sa.String(32)
+KEY = name_type(250)
+
+experiments = _table(
+    "experiments",
+    sa.Column("experiment_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", name_type(500), nullable=False, unique=True),
+    sa.Column("artifact_location", sa.String(2048), nullable=False),
+    sa.Column("lifecycle_stage", sa.String(16), nullable=False),
+    sa.Column("creation_time", sa.BigInteger, nullable=False),
+    sa.Column("last_update_time", sa.BigInteger, nullable=False),
+)
+
+experiment_tags = _table(
+    "experiment_tags",
+    sa.Column("experiment_id", sa.ForeignKey("experiments.experiment_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("key", KEY, primary_key=True),
+    sa.Column("value", long_text(), nullable=False),
+)
+
+runs = _table(
+    "runs",
+    sa.Column("run_id", RUN_ID, primary_key=True),
+    sa.Column("experiment_id", sa.ForeignKey("experiments.experiment_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", name_type(250), nullable=False),
+    sa.Column("user_id", name_type(256), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("start_time", sa.BigInteger, nullable=False),
+    sa.Column("end_time", sa.BigInteger, nullable=True),
+    sa.Column("deleted_time", sa.BigInteger, nullable=True),
+    sa.Column("lifecycle_stage", sa.String(16), nullable=False),
+    sa.Column("artifact_uri", name_type(2048), nullable=False),
+    sa.Index("ix_runs_experiment_stage_start", "experiment_id", "lifecycle_stage", "start_time"),
+)
+
+run_tags = _table(
+    "run_tags",
+    sa.Column("run_id", sa.ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("key", KEY, primary_key=True),
+    sa.Column("value", long_text(), nullable=False),
+)
+
+params = _table(
+    "params",
+    sa.Column("run_id", sa.ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("key", KEY, primary_key=True),
+    sa.Column("value", long_text(), nullable=False),
+)
+
+metrics = _table(
+    "metrics",
+    sa.Column("run_id", sa.ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("key", KEY, primary_key=True),
+    sa.Column("step", sa.BigInteger, primary_key=True),
+    sa.Column("timestamp", sa.BigInteger, primary_key=True),
+    # NaN is stored as value 0 with is_nan set: MySQL and MSSQL cannot store NaN.
+    sa.Column("value", sa.Double, primary_key=True),
+    sa.Column("is_nan", sa.Boolean(create_constraint=False), primary_key=True),
+    sa.Column("model_id", sa.String(36), nullable=True),
+    sa.Column("dataset_name", sa.String(500), nullable=True),
+    sa.Column("dataset_digest", sa.String(36), nullable=True),
+)
+
+latest_metrics = _table(
+    "latest_metrics",
+    sa.Column("run_id", sa.ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("key", KEY, primary_key=True),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    sa.Column("value", sa.Double, nullable=False),
+    sa.Column("is_nan", sa.Boolean(create_constraint=False), nullable=False),
+    sa.Column("model_id", sa.String(36), nullable=True),
+    sa.Column("dataset_name", sa.String(500), nullable=True),
+    sa.Column("dataset_digest", sa.String(36), nullable=True),
+)
+
+datasets = _table(
+    "datasets",
+    sa.Column("dataset_uuid", sa.String(36), primary_key=True),
+    sa.Column("experiment_id", sa.ForeignKey("experiments.experiment_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", name_type(500), nullable=False),
+    sa.Column("digest", name_type(36), nullable=False),
+    sa.Column("source_type", sa.String(36), nullable=False),
+    sa.Column("source", long_text(), nullable=False),
+    sa.Column("schema", long_text(), nullable=True),
+    sa.Column("profile", long_text(), nullable=True),
+    sa.UniqueConstraint("experiment_id", "name", "digest"),
+)
+
+# Edges between entities: DATASET -> RUN (run inputs) now; MODEL -> RUN and RUN -> MODEL later.
+inputs = _table(
+    "inputs",
+    sa.Column("input_uuid", sa.String(36), primary_key=True),
+    sa.Column("source_type", sa.String(36), nullable=False),
+    sa.Column("source_id", sa.String(36), nullable=False),
+    sa.Column("destination_type", sa.String(36), nullable=False),
+    sa.Column("destination_id", sa.String(36), nullable=False),
+    sa.Column("step", sa.BigInteger, nullable=False, server_default="0"),
+    sa.UniqueConstraint("source_type", "source_id", "destination_type", "destination_id"),
+    sa.Index("ix_inputs_destination", "destination_type", "destination_id"),
+)
+
+input_tags = _table(
+    "input_tags",
+    sa.Column("input_uuid", sa.ForeignKey("inputs.input_uuid", ondelete="CASCADE"), primary_key=True),
+    sa.Column("name", name_type(255), primary_key=True),
+    sa.Column("value", name_type(500), nullable=False),
+)
