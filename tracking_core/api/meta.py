@@ -1,0 +1,50 @@
+"""Server-level routes: liveness, version, capabilities, and the gateway's readiness probe."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+import gateway
+from tracking_core.api.routing import json_response
+from tracking_core.keys import CONFIG, STORES
+
+READY_PATH = "/_trackgate/ready"
+
+
+async def health(_request: web.Request) -> web.Response:
+    return web.Response(text="OK")
+
+
+async def version(_request: web.Request) -> web.Response:
+    return web.Response(text=gateway.MLFLOW_API_VERSION)
+
+
+async def server_info(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    return json_response({
+        "store_type": None if config.artifacts_only else "SqlStore",
+        "workspaces_enabled": False,
+        "trace_archival_enabled": False,
+        "multipart_uploads_enabled": False,
+        "multipart_downloads_enabled": False,
+        "presigned_upload_run_id_supported": False,
+        "presigned_upload_model_id_supported": False,
+        "features_enabled": {},
+        "trackgate_version": gateway.__version__,
+    })
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Ready when the database answers; the gateway's /readyz relies on this."""
+    stores = request.app.get(STORES)
+    if stores is not None:
+        await stores.db.ping()
+    return json_response({"status": "ok"})
+
+
+def add_routes(app: web.Application, prefix: str) -> None:
+    app.router.add_get(READY_PATH, ready)
+    app.router.add_get(f"{prefix}/health", health)
+    app.router.add_get(f"{prefix}/version", version)
+    for root in ("api", "ajax-api"):
+        app.router.add_get(f"{prefix}/{root}/3.0/mlflow/server-info", server_info)

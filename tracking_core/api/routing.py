@@ -1,0 +1,86 @@
+"""Endpoints declared as data, and the one adapter that runs them.
+
+An `Endpoint` names its path, methods, request fields and handler. `add_endpoints` mounts each
+under `/api/<version>/mlflow/` and the `/ajax-api/` mirror the web UI uses, behind the static
+prefix. The adapter checks the JSON Content-Type rule, parses the request with `wire`, calls the
+handler with plain values and serialises the dict it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tracking_core.api import wire
+from tracking_core.errors import invalid
+
+Handler = Callable[[web.Request, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    path: str
+    methods: tuple[str, ...]
+    handler: Handler
+    request: tuple[wire.Field, ...] = ()
+    version: str = "2.0"
+    service: str = "mlflow"
+    # Routes the MLflow server serves only under /ajax-api (UI helpers).
+    ajax_only: bool = False
+
+
+_JSON_METHODS = ("POST", "PUT")
+
+
+def json_response(payload: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json")
+
+
+async def read_json_body(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, under MLflow's Content-Type rule for POST and PUT."""
+    if request.method in _JSON_METHODS:
+        content_type = request.headers.get("Content-Type")
+        if content_type is None:
+            raise invalid("Bad Request. Content-Type header is missing.")
+        if request.content_type != "application/json":
+            raise invalid("Bad Request. Content-Type must be one of ['application/json'].")
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        data = orjson.loads(raw)
+        if isinstance(data, str):  # legacy clients double-encode the body
+            data = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise invalid(f"Request body is not valid JSON: {exc.msg}.") from None
+    if not isinstance(data, dict):
+        raise invalid("Request body must be a JSON object.")
+    return data
+
+
+def _adapter(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if request.method == "GET":
+            args = wire.parse_query(endpoint.request, request.query)
+        else:
+            body = await read_json_body(request)
+            # Path parameters (e.g. /logged-models/{model_id}) count as request fields too.
+            body.update(request.match_info)
+            args = wire.parse_message(endpoint.request, body)
+        return json_response(await endpoint.handler(request, args))
+
+    return handle
+
+
+def add_endpoints(app: web.Application, prefix: str, endpoints: Iterable[Endpoint]) -> None:
+    for endpoint in endpoints:
+        roots = ["ajax-api"] if endpoint.ajax_only else ["api", "ajax-api"]
+        handler = _adapter(endpoint)
+        for root in roots:
+            path = f"{prefix}/{root}/{endpoint.version}/{endpoint.service}/{endpoint.path}"
+            for method in endpoint.methods:
+                app.router.add_route(method, path, handler)

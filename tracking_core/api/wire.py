@@ -1,0 +1,178 @@
+"""MLflow's protobuf-JSON conventions, in one place.
+
+Each endpoint declares its request message as a tuple of `Field`s; `parse_body` (JSON) and
+`parse_query` (GET query strings) turn what the client sent into plain Python values:
+int64 as number or numeric string, doubles with "NaN"/"Infinity" strings, enums by name or
+number (an unknown name counts as unset, as in MLflow), camelCase accepted as well as
+snake_case but not both, unknown fields ignored. Declaring shapes as data keeps the door
+open for a generated OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from multidict import MultiMapping
+
+from tracking_core.errors import invalid
+
+STRING = "string"
+INT64 = "int64"
+INT32 = "int32"
+DOUBLE = "double"
+BOOL = "bool"
+ENUM = "enum"
+MESSAGE = "message"
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str = STRING
+    required: bool = False
+    repeated: bool = False
+    enum: type[Enum] | None = None
+    enum_numbers: Mapping[int, Enum] | None = None
+    fields: tuple[Field, ...] = ()
+    # A second accepted name; MLflow clients send run_uuid next to run_id.
+    alias: str | None = None
+
+    @property
+    def camel(self) -> str:
+        head, *rest = self.name.split("_")
+        return head + "".join(p.title() for p in rest)
+
+
+def _missing(name: str) -> Exception:
+    return invalid(
+        f"Missing value for required parameter '{name}'. "
+        "See the API docs for more information about request parameters."
+    )
+
+
+def _bad(name: str, value: Any) -> Exception:
+    return invalid(f"Invalid value {value!r} for parameter '{name}' supplied.")
+
+
+def _convert(f: Field, value: Any, from_query: bool) -> Any:
+    if f.kind == STRING:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise _bad(f.name, value)
+    if f.kind in (INT64, INT32):
+        if isinstance(value, bool):
+            raise _bad(f.name, value)
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise _bad(f.name, value)
+    if f.kind == DOUBLE:
+        if isinstance(value, bool):
+            raise _bad(f.name, value)
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)  # accepts "NaN", "Infinity", "-Infinity" and numeric strings
+            except ValueError:
+                pass
+        raise _bad(f.name, value)
+    if f.kind == BOOL:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise _bad(f.name, value)
+    if f.kind == ENUM:
+        assert f.enum is not None
+        if isinstance(value, str):
+            try:
+                return f.enum[value.upper()] if not value.isdigit() else (f.enum_numbers or {}).get(int(value))
+            except KeyError:
+                return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return (f.enum_numbers or {}).get(value)
+        return None
+    if f.kind == MESSAGE:
+        if from_query or not isinstance(value, dict):
+            raise _bad(f.name, value)
+        return parse_message(f.fields, value)
+    raise AssertionError(f"unknown field kind {f.kind}")
+
+
+def _raw(f: Field, data: Mapping[str, Any]) -> Any:
+    names = [n for n in (f.name, f.camel, f.alias) if n]
+    present = [n for n in dict.fromkeys(names) if n in data and data[n] is not None]
+    if f.name in present and f.camel in present and f.camel != f.name:
+        raise invalid(f"Field '{f.name}' was given twice, as '{f.name}' and '{f.camel}'.")
+    return data[present[0]] if present else None
+
+
+def parse_message(fields: tuple[Field, ...], data: Mapping[str, Any]) -> dict[str, Any]:
+    """Parse a JSON object into {field name: value}; absent fields are None, or [] if repeated."""
+    out: dict[str, Any] = {}
+    for f in fields:
+        raw = _raw(f, data)
+        if f.repeated:
+            if raw is None:
+                items: list[Any] = []
+            elif isinstance(raw, list):
+                items = [_convert(f, item, False) for item in raw]
+            else:
+                items = [_convert(f, raw, False)]
+            if f.required and not items:
+                raise _missing(f.name)
+            out[f.name] = items
+            continue
+        value = None if raw is None else _convert(f, raw, False)
+        if f.required and (value is None or value == ""):
+            raise _missing(f.name)
+        out[f.name] = value
+    return out
+
+
+def parse_query(fields: tuple[Field, ...], query: MultiMapping[str]) -> dict[str, Any]:
+    """Parse a GET query string: repeated fields are repeated keys, numbers arrive as strings."""
+    out: dict[str, Any] = {}
+    for f in fields:
+        names = [n for n in dict.fromkeys((f.name, f.camel, f.alias)) if n and n in query]
+        if f.repeated:
+            items = [_convert(f, v, True) for n in names for v in query.getall(n)]
+            if f.required and not items:
+                raise _missing(f.name)
+            out[f.name] = items
+            continue
+        value = _convert(f, query[names[0]], True) if names else None
+        if f.required and (value is None or value == ""):
+            raise _missing(f.name)
+        out[f.name] = value
+    return out
+
+
+def number_out(value: float, is_nan: bool) -> float | str:
+    """A double for a response: NaN travels as the string "NaN" (JSON has no NaN)."""
+    if is_nan or math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def compact(d: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop unset fields, as protobuf's JSON form omits them."""
+    return {k: v for k, v in d.items() if v is not None and v != []}
+
+
+KEY_VALUE = (Field("key"), Field("value"))

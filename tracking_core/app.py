@@ -1,0 +1,47 @@
+"""Builds the tracking core's aiohttp application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gateway.config import Config
+from tracking_core import middleware
+from tracking_core.api import experiments, meta, runs
+from tracking_core.api.routing import add_endpoints
+from tracking_core.keys import CONFIG, STORES, Stores
+from tracking_core.store.database import Database, create_engine
+from tracking_core.store.experiments import ExperimentStore
+from tracking_core.store.logging import RunLogStore
+from tracking_core.store.metric_history import MetricHistoryStore
+from tracking_core.store.runs import RunStore
+
+TRACKING_ENDPOINTS = (*experiments.ENDPOINTS, *runs.ENDPOINTS)
+
+
+async def _stores_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    db = Database(create_engine(config))
+    app[STORES] = Stores(
+        db=db,
+        experiments=ExperimentStore(db, config.effective_default_artifact_root),
+        runs=RunStore(db),
+        run_logs=RunLogStore(db),
+        metric_history=MetricHistoryStore(db),
+    )
+    yield
+    await db.close()
+
+
+def build_app(config: Config) -> web.Application:
+    app = web.Application(
+        middlewares=[middleware.errors], client_max_size=config.max_body_mb * 1024 * 1024
+    )
+    app[CONFIG] = config
+    prefix = config.static_prefix
+    meta.add_routes(app, prefix)
+    if not config.artifacts_only:
+        app.cleanup_ctx.append(_stores_ctx)
+        add_endpoints(app, prefix, TRACKING_ENDPOINTS)
+    return app

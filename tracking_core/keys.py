@@ -1,0 +1,33 @@
+"""Typed application state of the tracking core: every `web.AppKey` in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gateway.config import Config
+from tracking_core.store.database import Database
+from tracking_core.store.experiments import ExperimentStore
+from tracking_core.store.logging import RunLogStore
+from tracking_core.store.metric_history import MetricHistoryStore
+from tracking_core.store.runs import RunStore
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The store objects handlers use; built once per worker in a cleanup_ctx."""
+
+    db: Database
+    experiments: ExperimentStore
+    runs: RunStore
+    run_logs: RunLogStore
+    metric_history: MetricHistoryStore
+
+
+CONFIG = web.AppKey("config", Config)
+STORES = web.AppKey("stores", Stores)
+
+
+def stores(request: web.Request) -> Stores:
+    return request.app[STORES]

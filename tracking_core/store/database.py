@@ -1,0 +1,122 @@
+"""The async engine and the two ways to use it: a read connection or a write transaction.
+
+SQLite gets WAL, a busy timeout, case-sensitive LIKE and a single-writer path (an asyncio lock
+plus `BEGIN IMMEDIATE`), so concurrent clients queue instead of meeting "database is locked".
+Other backends run writes concurrently. URIs are given the way `mlflow server` users write them
+(`postgresql://`, `mysql://`); the async driver is chosen here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from gateway.config import Config
+
+ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "mysql": "mysql+aiomysql",
+    "mariadb": "mariadb+aiomysql",
+    # Accepted and documented as untested: needs the aioodbc package and an ODBC driver.
+    "mssql": "mssql+aioodbc",
+}
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+def async_url(uri: str) -> sa.URL:
+    url = make_url("postgresql://" + uri[len("postgres://") :] if uri.startswith("postgres://") else uri)
+    backend = url.get_backend_name()
+    if url.get_driver_name() in ("aiosqlite", "asyncpg", "aiomysql", "asyncmy", "aioodbc"):
+        return url
+    return url.set(drivername=ASYNC_DRIVERS.get(backend, url.drivername))
+
+
+def _mysql_ssl(config: Config) -> dict[str, Any]:
+    if not config.mysql_ssl_ca:
+        return {}
+    ctx = ssl.create_default_context(cafile=config.mysql_ssl_ca)
+    if config.mysql_ssl_cert:
+        ctx.load_cert_chain(config.mysql_ssl_cert, config.mysql_ssl_key)
+    return {"ssl": ctx}
+
+
+def create_engine(config: Config, uri: str | None = None) -> AsyncEngine:
+    url = async_url(uri or config.backend_store_uri)
+    backend = url.get_backend_name()
+    kwargs: dict[str, Any] = {"pool_size": config.db_pool_size, "max_overflow": config.db_max_overflow}
+    if config.db_pool_recycle:
+        kwargs["pool_recycle"] = config.db_pool_recycle
+    if backend != "sqlite":
+        kwargs["pool_pre_ping"] = True
+    if backend in ("mysql", "mariadb"):
+        kwargs["connect_args"] = _mysql_ssl(config)
+    engine = create_async_engine(url, **kwargs)
+    if backend == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let us emit BEGIN ourselves (the driver's implicit BEGIN is DEFERRED, which makes a
+        # reader that later writes fail with SQLITE_BUSY instead of waiting).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+            "foreign_keys=ON",
+            # MLflow's LIKE is case-sensitive; ILIKE compiles to lower() LIKE lower().
+            "case_sensitive_like=ON",
+        ):
+            cursor.execute("PRAGMA " + pragma)
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("tg_write") else "BEGIN")
+
+
+class Database:
+    """Owns the engine; hands out read connections and write transactions."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.is_sqlite = self.dialect == "sqlite"
+        self._write_engine = engine.execution_options(tg_write=True)
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction, committed before the block's caller answers the client."""
+        if self._write_lock is None:
+            async with self._write_engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self._write_engine.begin() as conn:
+            yield conn
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,130 @@
+"""Schema state: initialise an empty database, upgrade on request, refuse an out-of-date one.
+
+Migrations run only from here, called once by the supervisor before any core worker starts or
+by `trackgate db upgrade`; never lazily from several workers (the SQLite migration races users
+of other tools have hit). A store constructor never migrates.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.config import Config, mask_uri
+from tracking_core.entities import LifecycleStage
+from tracking_core.store import tables
+from tracking_core.store.database import create_engine
+
+DEFAULT_EXPERIMENT_ID = 0
+DEFAULT_EXPERIMENT_NAME = "Default"
+
+
+class SchemaError(Exception):
+    """The database cannot be served as it is; the message says what to do."""
+
+
+def _alembic_config() -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", "tracking_core.store:migrations")
+    return cfg
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def _state(sync_conn: sa.Connection) -> tuple[str | None, set[str]]:
+    current = MigrationContext.configure(sync_conn).get_current_revision()
+    return current, set(sa.inspect(sync_conn).get_table_names())
+
+
+def _upgrade(sync_conn: sa.Connection) -> None:
+    cfg = _alembic_config()
+    cfg.attributes["connection"] = sync_conn
+    command.upgrade(cfg, "head")
+
+
+async def _ensure_default_experiment(conn: AsyncConnection, artifact_root: str) -> None:
+    exists = await conn.scalar(
+        sa.select(tables.experiments.c.experiment_id).where(
+            tables.experiments.c.experiment_id == DEFAULT_EXPERIMENT_ID
+        )
+    )
+    if exists is not None:
+        return
+    if conn.dialect.name in ("mysql", "mariadb"):
+        # Otherwise MySQL treats an explicit 0 in an AUTO_INCREMENT column as "next value".
+        await conn.execute(sa.text("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO')"))
+    now = int(time.time() * 1000)
+    await conn.execute(
+        tables.experiments.insert().values(
+            experiment_id=DEFAULT_EXPERIMENT_ID,
+            name=DEFAULT_EXPERIMENT_NAME,
+            artifact_location=join_uri(artifact_root, str(DEFAULT_EXPERIMENT_ID)),
+            lifecycle_stage=LifecycleStage.ACTIVE.value,
+            creation_time=now,
+            last_update_time=now,
+        )
+    )
+
+
+def join_uri(root: str, *parts: str) -> str:
+    """Append path parts to an artifact root, which may be a URI ("mlflow-artifacts:/") or a path."""
+    return "/".join([root.rstrip("/"), *parts]) if not root.endswith(":/") else root + "/".join(parts)
+
+
+async def _run(uri: str, config: Config, action: Any) -> Any:
+    engine = create_engine(config, uri)
+    try:
+        async with engine.begin() as conn:
+            return await action(conn)
+    finally:
+        await engine.dispose()
+
+
+async def prepare(config: Config) -> None:
+    """Make the configured database servable: initialise it if empty, else check it is current."""
+    uri = config.backend_store_uri
+    head = head_revision()
+
+    async def action(conn: AsyncConnection) -> None:
+        current, table_names = await conn.run_sync(_state)
+        if current is None and "experiments" in table_names:
+            raise SchemaError(
+                f"The database {mask_uri(uri)} holds tables that trackgate did not create (an MLflow "
+                "database?). Point --backend-store-uri at a new database."
+            )
+        if current is None:
+            await conn.run_sync(_upgrade)
+        elif current != head:
+            raise SchemaError(
+                f"The database schema is out of date (revision {current}, this trackgate needs {head}). "
+                f"Back it up, then run: trackgate db upgrade {mask_uri(uri)}"
+            )
+        await _ensure_default_experiment(conn, config.effective_default_artifact_root)
+
+    try:
+        await _run(uri, config, action)
+    except sa.exc.OperationalError as exc:
+        raise SchemaError(f"Cannot open the database {mask_uri(uri)}: {exc.orig}") from None
+
+
+async def upgrade(config: Config, uri: str) -> tuple[str | None, str]:
+    """`trackgate db upgrade`: migrate to head; returns (revision before, revision after)."""
+
+    async def action(conn: AsyncConnection) -> tuple[str | None, str]:
+        before, _ = await conn.run_sync(_state)
+        await conn.run_sync(_upgrade)
+        await _ensure_default_experiment(conn, config.effective_default_artifact_root)
+        return before, head_revision()
+
+    return await _run(uri, config, action)

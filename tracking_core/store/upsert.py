@@ -1,0 +1,69 @@
+"""Dialect-aware "insert or ignore" and "insert or update": the store's idempotent writes.
+
+The client retries POSTs on 5xx and 429, so re-sending a metric point, a tag or a dataset must
+succeed without duplicating anything; these helpers make each of those one statement where the
+database allows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+def _primary_key(table: sa.Table) -> list[str]:
+    return [c.name for c in table.primary_key.columns]
+
+
+async def insert_ignore(conn: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows, silently skipping any whose primary or unique key already exists."""
+    if not rows:
+        return
+    name = conn.dialect.name
+    stmt: Any
+    if name == "sqlite":
+        stmt = sqlite.insert(table).on_conflict_do_nothing()
+    elif name == "postgresql":
+        stmt = postgresql.insert(table).on_conflict_do_nothing()
+    elif name in ("mysql", "mariadb"):
+        stmt = mysql.insert(table).prefix_with("IGNORE")
+    else:
+        for row in rows:
+            try:
+                async with conn.begin_nested():
+                    await conn.execute(table.insert().values(**row))
+            except sa.exc.IntegrityError:
+                pass
+        return
+    await conn.execute(stmt, list(rows))
+
+
+async def upsert(
+    conn: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]], update: Sequence[str]
+) -> None:
+    """Insert rows, or overwrite the `update` columns of rows whose primary key exists."""
+    if not rows:
+        return
+    name = conn.dialect.name
+    keys = _primary_key(table)
+    # One statement may not touch a row twice (PostgreSQL refuses); the last value for a key wins.
+    rows = list({tuple(r[k] for k in keys): r for r in rows}.values())
+    stmt: Any
+    if name in ("sqlite", "postgresql"):
+        base = sqlite.insert(table) if name == "sqlite" else postgresql.insert(table)
+        stmt = base.on_conflict_do_update(index_elements=keys, set_={c: base.excluded[c] for c in update})
+        await conn.execute(stmt, list(rows))
+    elif name in ("mysql", "mariadb"):
+        base = mysql.insert(table)
+        stmt = base.on_duplicate_key_update({c: base.inserted[c] for c in update})
+        await conn.execute(stmt, list(rows))
+    else:
+        for row in rows:
+            where = [table.c[k] == row[k] for k in keys]
+            result = await conn.execute(table.update().where(*where).values({c: row[c] for c in update}))
+            if result.rowcount == 0:
+                await conn.execute(table.insert().values(**row))
