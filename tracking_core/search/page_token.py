@@ -1,0 +1,38 @@
+"""Offset page tokens, in MLflow's format: base64 of the JSON `{"offset": N}`.
+
+The client treats tokens as opaque, but matching MLflow's encoding keeps tokens from a stock
+server and ours interchangeable (e.g. `eyJvZmZzZXQiOiAxMDAwfQ==` is offset 1000).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+from tracking_core.errors import invalid
+
+
+def encode(offset: int) -> str:
+    return base64.b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def decode(token: str | None) -> int:
+    """The offset a token stands for; no token (None or "") is the first page."""
+    if not token:
+        return 0
+    try:
+        raw = base64.b64decode(token.encode(), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raise invalid("Invalid page token, could not base64-decode") from None
+    try:
+        parsed = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise invalid(f"Invalid page token, decoded value={raw!r}") from None
+    offset = parsed.get("offset") if isinstance(parsed, dict) else None
+    # bool is an int subclass; `{"offset": true}` is not a page.
+    if not isinstance(offset, int) or isinstance(offset, bool):
+        raise invalid(f"Invalid page token, parsed value={parsed!r}")
+    if offset < 0:
+        raise invalid(f"Invalid page token, offset must be non-negative, got {offset}")
+    return offset
