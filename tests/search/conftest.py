@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 
-from .db import sqlite_engine
+from .db import BACKENDS, SearchDb, database
 
 
-@pytest.fixture(scope="module")
-def module_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
-    engine = sqlite_engine(tmp_path_factory.mktemp("search") / "search.db")
-    yield engine
-    engine.dispose()
+@pytest.fixture(scope="module", params=BACKENDS)
+def empty_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SearchDb]:
+    """One empty database per test module and backend; each module loads its own rows."""
+    with database(request.param, tmp_path_factory.mktemp("search")) as db:
+        yield db

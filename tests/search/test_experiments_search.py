@@ -12,7 +12,7 @@ appended as the tiebreak (as MLflow does), which decides between 2 and 3.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -24,7 +24,7 @@ from tracking_core.errors import ErrorCode, MlflowError
 from tracking_core.search.experiments import select_experiments
 from tracking_core.store import tables
 
-from .db import fetch
+from .db import SearchDb
 
 EXPERIMENTS = [
     (1, "Alpha", 100, 500, "active"),
@@ -36,25 +36,28 @@ TAGS = {1: {"team": "vision", "my tag": "x"}, 2: {"team": "Vision"}, 4: {"team":
 
 
 @pytest.fixture(scope="module")
-def engine(module_engine: sa.Engine) -> Iterator[sa.Engine]:
+def db(empty_db: SearchDb) -> SearchDb:
     columns = ("experiment_id", "name", "creation_time", "last_update_time", "lifecycle_stage")
-    with module_engine.begin() as db:
-        db.execute(
-            sa.insert(tables.experiments),
-            [
-                dict(zip(columns, row, strict=True)) | {"artifact_location": f"/a/{row[0]}"}
-                for row in EXPERIMENTS
-            ],
-        )
-        db.execute(
-            sa.insert(tables.experiment_tags),
-            [{"experiment_id": e, "key": k, "value": v} for e, kv in TAGS.items() for k, v in kv.items()],
-        )
-    yield module_engine
+    empty_db.load(
+        [
+            (
+                tables.experiments,
+                [
+                    dict(zip(columns, row, strict=True)) | {"artifact_location": f"/a/{row[0]}"}
+                    for row in EXPERIMENTS
+                ],
+            ),
+            (
+                tables.experiment_tags,
+                [{"experiment_id": e, "key": k, "value": v} for e, kv in TAGS.items() for k, v in kv.items()],
+            ),
+        ]
+    )
+    return empty_db
 
 
 def search(
-    engine: sa.Engine,
+    db: SearchDb,
     filter_string: str | None = None,
     order_by: Sequence[str] = (),
     *,
@@ -65,7 +68,7 @@ def search(
     stmt = select_experiments(
         filter_string=filter_string, view_type=view_type, order_by=order_by, limit=limit, offset=offset
     )
-    return fetch(engine, stmt)
+    return db.fetch(stmt)
 
 
 def table(rows: list[tuple[Any, ...]]) -> Any:
@@ -99,8 +102,8 @@ FILTERS = [
 
 
 @pytest.mark.parametrize(("filter_string", "expected"), **table(FILTERS))
-def test_filter(engine: sa.Engine, filter_string: str | None, expected: list[int]) -> None:
-    assert search(engine, filter_string) == expected
+def test_filter(db: SearchDb, filter_string: str | None, expected: list[int]) -> None:
+    assert search(db, filter_string) == expected
 
 
 ORDERS = [
@@ -117,8 +120,8 @@ ORDERS = [
 
 
 @pytest.mark.parametrize(("order_by", "expected"), **table(ORDERS))
-def test_order_by(engine: sa.Engine, order_by: list[str], expected: list[int]) -> None:
-    assert search(engine, order_by=order_by) == expected
+def test_order_by(db: SearchDb, order_by: list[str], expected: list[int]) -> None:
+    assert search(db, order_by=order_by) == expected
 
 
 SCOPES = [
@@ -130,17 +133,15 @@ SCOPES = [
 
 
 @pytest.mark.parametrize(("view_type", "filter_string", "expected"), **table(SCOPES))
-def test_view_type(
-    engine: sa.Engine, view_type: ViewType, filter_string: str | None, expected: list[int]
-) -> None:
-    assert search(engine, filter_string, view_type=view_type) == expected
+def test_view_type(db: SearchDb, view_type: ViewType, filter_string: str | None, expected: list[int]) -> None:
+    assert search(db, filter_string, view_type=view_type) == expected
 
 
 @pytest.mark.parametrize(
     ("limit", "offset", "expected"), [(2, 0, [2, 3]), (2, 2, [1]), (2, 4, [])], ids=["first", "last", "past"]
 )
-def test_paging(engine: sa.Engine, limit: int, offset: int, expected: list[int]) -> None:
-    assert search(engine, limit=limit, offset=offset) == expected
+def test_paging(db: SearchDb, limit: int, offset: int, expected: list[int]) -> None:
+    assert search(db, limit=limit, offset=offset) == expected
 
 
 BAD_FILTERS = [

@@ -15,7 +15,8 @@ and r3 (no context). Two decoy edges point mnist at r4 with the wrong source or 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -27,7 +28,7 @@ from tracking_core.errors import ErrorCode, MlflowError
 from tracking_core.search.runs import select_runs
 from tracking_core.store import tables
 
-from .db import fetch
+from .db import SearchDb
 
 NAN = float("nan")
 
@@ -69,75 +70,80 @@ INPUTS = [
 
 
 @pytest.fixture(scope="module")
-def engine(module_engine: sa.Engine) -> Iterator[sa.Engine]:
+def db(empty_db: SearchDb) -> SearchDb:
     t = tables
-    with module_engine.begin() as db:
-        db.execute(
-            sa.insert(t.experiments),
-            [
-                {
-                    "experiment_id": i,
-                    "name": f"e{i}",
-                    "artifact_location": f"/a/{i}",
-                    "lifecycle_stage": "active",
-                }
-                | {"creation_time": 0, "last_update_time": 0}
-                for i in (1, 2)
-            ],
-        )
-        columns = ("run_id", "experiment_id", "name", "user_id", "status", "start_time", "end_time")
-        db.execute(
-            sa.insert(t.runs),
-            [
-                dict(zip(columns, row[:7], strict=True))
-                | {"lifecycle_stage": row[7], "artifact_uri": f"s3://bucket/{row[1]}/{row[0]}/artifacts"}
-                for row in RUNS
-            ],
-        )
-        db.execute(
-            sa.insert(t.latest_metrics),
-            [
-                {"run_id": run, "key": key, "step": 0, "timestamp": 0}
-                | ({"value": 0.0, "is_nan": True} if value != value else {"value": value, "is_nan": False})
-                for run, values in METRICS.items()
-                for key, value in values.items()
-            ],
-        )
-        for table, rows in ((t.params, PARAMS), (t.run_tags, TAGS)):
-            db.execute(
-                sa.insert(table),
-                [{"run_id": r, "key": k, "value": v} for r, kv in rows.items() for k, v in kv.items()],
+    runs = [
+        dict(
+            zip(
+                ("run_id", "experiment_id", "name", "user_id", "status", "start_time", "end_time"),
+                row[:7],
+                strict=True,
             )
-        db.execute(
-            sa.insert(t.datasets),
-            [
-                {"dataset_uuid": u, "experiment_id": 1, "name": n, "digest": d, "source_type": "local"}
-                | {"source": "/data"}
-                for u, n, d in DATASETS
-            ],
         )
-        db.execute(
-            sa.insert(t.inputs),
-            [
-                {
-                    "input_uuid": i,
-                    "source_type": st,
-                    "source_id": s,
-                    "destination_type": dt,
-                    "destination_id": d,
-                }
-                for i, st, s, dt, d, _ in INPUTS
-            ],
-        )
-        db.execute(
-            sa.insert(t.input_tags),
-            [{"input_uuid": i, "name": "mlflow.data.context", "value": c} for i, *_, c in INPUTS if c],
-        )
-    yield module_engine
+        | {"lifecycle_stage": row[7], "artifact_uri": f"s3://bucket/{row[1]}/{row[0]}/artifacts"}
+        for row in RUNS
+    ]
+    metrics = [
+        {"run_id": run, "key": key, "step": 0, "timestamp": 0}
+        | ({"value": 0.0, "is_nan": True} if math.isnan(value) else {"value": value, "is_nan": False})
+        for run, values in METRICS.items()
+        for key, value in values.items()
+    ]
+    empty_db.load(
+        [
+            (t.experiments, [experiment(i) for i in (1, 2)]),
+            (t.runs, runs),
+            (t.latest_metrics, metrics),
+            (
+                t.params,
+                [{"run_id": r, "key": k, "value": v} for r, kv in PARAMS.items() for k, v in kv.items()],
+            ),
+            (
+                t.run_tags,
+                [{"run_id": r, "key": k, "value": v} for r, kv in TAGS.items() for k, v in kv.items()],
+            ),
+            (t.datasets, [dataset(*row) for row in DATASETS]),
+            (
+                t.inputs,
+                [
+                    {"input_uuid": i, "source_type": st, "source_id": s, "destination_type": dt}
+                    | {"destination_id": d}
+                    for i, st, s, dt, d, _ in INPUTS
+                ],
+            ),
+            (
+                t.input_tags,
+                [{"input_uuid": i, "name": "mlflow.data.context", "value": c} for i, *_, c in INPUTS if c],
+            ),
+        ]
+    )
+    return empty_db
+
+
+def experiment(experiment_id: int) -> dict[str, Any]:
+    return {
+        "experiment_id": experiment_id,
+        "name": f"e{experiment_id}",
+        "artifact_location": f"/a/{experiment_id}",
+        "lifecycle_stage": "active",
+        "creation_time": 0,
+        "last_update_time": 0,
+    }
+
+
+def dataset(uuid: str, name: str, digest: str) -> dict[str, Any]:
+    return {
+        "dataset_uuid": uuid,
+        "experiment_id": 1,
+        "name": name,
+        "digest": digest,
+        "source_type": "local",
+        "source": "/data",
+    }
 
 
 def search(
-    engine: sa.Engine,
+    db: SearchDb,
     filter_string: str | None = None,
     order_by: Sequence[str] = (),
     *,
@@ -154,7 +160,7 @@ def search(
         limit=limit,
         offset=offset,
     )
-    return fetch(engine, stmt)
+    return db.fetch(stmt)
 
 
 def table(rows: list[tuple[Any, ...]]) -> Any:
@@ -239,8 +245,8 @@ FILTERS = [
 
 
 @pytest.mark.parametrize(("filter_string", "expected"), **table(FILTERS))
-def test_filter(engine: sa.Engine, filter_string: str | None, expected: list[str]) -> None:
-    assert search(engine, filter_string) == expected
+def test_filter(db: SearchDb, filter_string: str | None, expected: list[str]) -> None:
+    assert search(db, filter_string) == expected
 
 
 ORDERS = [
@@ -269,12 +275,12 @@ ORDERS = [
 
 
 @pytest.mark.parametrize(("order_by", "expected"), **table(ORDERS))
-def test_order_by(engine: sa.Engine, order_by: list[str], expected: list[str]) -> None:
-    assert search(engine, order_by=order_by) == expected
+def test_order_by(db: SearchDb, order_by: list[str], expected: list[str]) -> None:
+    assert search(db, order_by=order_by) == expected
 
 
-def test_filter_and_order_by_together(engine: sa.Engine) -> None:
-    assert search(engine, "tags.team ILIKE '%V%'", ["metrics.loss"]) == ["r2", "r1"]
+def test_filter_and_order_by_together(db: SearchDb) -> None:
+    assert search(db, "tags.team ILIKE '%V%'", ["metrics.loss"]) == ["r2", "r1"]
 
 
 SCOPES = [
@@ -289,9 +295,9 @@ SCOPES = [
 
 @pytest.mark.parametrize(("view_type", "experiment_ids", "expected"), **table(SCOPES))
 def test_scope(
-    engine: sa.Engine, view_type: ViewType, experiment_ids: tuple[int, ...], expected: list[str]
+    db: SearchDb, view_type: ViewType, experiment_ids: tuple[int, ...], expected: list[str]
 ) -> None:
-    assert search(engine, experiment_ids=experiment_ids, view_type=view_type) == expected
+    assert search(db, experiment_ids=experiment_ids, view_type=view_type) == expected
 
 
 PAGES = [
@@ -303,8 +309,8 @@ PAGES = [
 
 
 @pytest.mark.parametrize(("limit", "offset", "expected"), **table(PAGES))
-def test_paging(engine: sa.Engine, limit: int, offset: int, expected: list[str]) -> None:
-    assert search(engine, limit=limit, offset=offset) == expected
+def test_paging(db: SearchDb, limit: int, offset: int, expected: list[str]) -> None:
+    assert search(db, limit=limit, offset=offset) == expected
 
 
 BAD_FILTERS = [
