@@ -147,3 +147,109 @@ input_tags = _table(
     sa.Column("name", name_type(255), primary_key=True),
     sa.Column("value", name_type(500), nullable=False),
 )
+
+# MLflow 3 logged models: what `log_model` creates; artifacts live under the model's own location.
+logged_models = _table(
+    "logged_models",
+    sa.Column("model_id", sa.String(36), primary_key=True),
+    sa.Column("experiment_id", sa.ForeignKey("experiments.experiment_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", name_type(500), nullable=False),
+    sa.Column("artifact_location", sa.String(2048), nullable=False),
+    sa.Column("creation_timestamp_ms", sa.BigInteger, nullable=False),
+    sa.Column("last_updated_timestamp_ms", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("lifecycle_stage", sa.String(16), nullable=False),
+    sa.Column("model_type", name_type(500), nullable=True),
+    sa.Column("source_run_id", sa.String(32), nullable=True),
+    sa.Column("status_message", sa.Text, nullable=True),
+    sa.Index("ix_logged_models_experiment_created", "experiment_id", "creation_timestamp_ms"),
+    sa.Index("ix_logged_models_source_run", "source_run_id"),
+)
+
+logged_model_params = _table(
+    "logged_model_params",
+    sa.Column("model_id", sa.ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("key", KEY, primary_key=True),
+    sa.Column("value", long_text(), nullable=False),
+)
+
+logged_model_tags = _table(
+    "logged_model_tags",
+    sa.Column("model_id", sa.ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("key", KEY, primary_key=True),
+    sa.Column("value", long_text(), nullable=False),
+)
+
+# Metric points logged with a model_id, kept per model as well as in the run's history.
+logged_model_metrics = _table(
+    "logged_model_metrics",
+    sa.Column("model_id", sa.ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("key", KEY, primary_key=True),
+    sa.Column("timestamp", sa.BigInteger, primary_key=True),
+    sa.Column("step", sa.BigInteger, primary_key=True),
+    sa.Column("run_id", sa.String(32), primary_key=True),
+    sa.Column("value", sa.Double, nullable=False),
+    sa.Column("is_nan", sa.Boolean(create_constraint=False), nullable=False),
+    sa.Column("experiment_id", sa.Integer, nullable=False),
+    sa.Column("dataset_name", sa.String(500), nullable=True),
+    sa.Column("dataset_digest", sa.String(36), nullable=True),
+)
+
+# The model registry. A surrogate id keeps a rename to one row, whatever refers to the model.
+registered_models = _table(
+    "registered_models",
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", name_type(256), nullable=False, unique=True),
+    sa.Column("creation_time", sa.BigInteger, nullable=False),
+    sa.Column("last_updated_time", sa.BigInteger, nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("user_id", sa.String(256), nullable=True),
+)
+
+registered_model_tags = _table(
+    "registered_model_tags",
+    sa.Column("registered_model_id", sa.ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("key", KEY, primary_key=True),
+    sa.Column("value", long_text(), nullable=False),
+)
+
+model_versions = _table(
+    "model_versions",
+    sa.Column("registered_model_id", sa.ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("creation_time", sa.BigInteger, nullable=False),
+    sa.Column("last_updated_time", sa.BigInteger, nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("user_id", sa.String(256), nullable=True),
+    sa.Column("current_stage", sa.String(20), nullable=False),
+    sa.Column("source", name_type(2048), nullable=True),
+    sa.Column("run_id", name_type(32), nullable=True),
+    sa.Column("run_link", sa.String(2048), nullable=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("status_message", sa.Text, nullable=True),
+    sa.Column("storage_location", sa.String(2048), nullable=True),
+    sa.Column("model_id", sa.String(36), nullable=True),
+    # Deleted versions stay as tombstones, so a version number is never handed out twice.
+    sa.Column("deleted", sa.Boolean(create_constraint=False), nullable=False, server_default=sa.false()),
+    sa.Index("ix_model_versions_run", "run_id"),
+)
+
+model_version_tags = _table(
+    "model_version_tags",
+    sa.Column("registered_model_id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("key", KEY, primary_key=True),
+    sa.Column("value", long_text(), nullable=False),
+    sa.ForeignKeyConstraint(
+        ["registered_model_id", "version"],
+        ["model_versions.registered_model_id", "model_versions.version"],
+        ondelete="CASCADE",
+    ),
+)
+
+registered_model_aliases = _table(
+    "registered_model_aliases",
+    sa.Column("registered_model_id", sa.ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("alias", sa.String(255), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+)
