@@ -143,10 +143,8 @@ def _comparator_error(
             for name, other in rules.types.items()
             if any("IS NULL" in f.comparators for f in (*other.keys.values(), other.any_key) if f)
         ]
-        return invalid(
-            f"IS NULL / IS NOT NULL is only supported for {' and '.join(supporting) or 'no fields'}, "
-            f"not for '{type_}' '{key}'"
-        )
+        only = f"only supported for {' and '.join(supporting)}, not" if supporting else "not supported"
+        return invalid(f"IS NULL / IS NOT NULL is {only} for '{type_}' '{key}'")
     listing = sorted(k for k, f in space.keys.items() if "IN" in f.comparators)
     if comparator in LIST_COMPARATORS and listing:
         return invalid(
