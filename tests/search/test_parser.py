@@ -30,6 +30,8 @@ FILTERS = [
     ("double-quoted key", "params.\"my param\" = 'a'", [("params", "my param", "=", ("string", "a"))]),
     ("quoted key with dash", 'metrics."a-b" < 1', [("metrics", "a-b", "<", ("number", "1"))]),
     ("bare backticked key", "`run name` = 'x'", [(None, "run name", "=", ("string", "x"))]),
+    ("non-ascii key", "tags.café = 'crème'", [("tags", "café", "=", ("string", "crème"))]),
+    ("key with colon and underscore", "params._a:b = 'x'", [("params", "_a:b", "=", ("string", "x"))]),
     ("key with slash", "metrics.eval/loss <= 2", [("metrics", "eval/loss", "<=", ("number", "2"))]),
     ("like", "params.p LIKE 'a%'", [("params", "p", "LIKE", ("string", "a%"))]),
     ("ilike lower case", "tags.t ilike '%A'", [("tags", "t", "ILIKE", ("string", "%A"))]),

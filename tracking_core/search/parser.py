@@ -43,8 +43,8 @@ class Token:
 
 
 # Keys of metrics and params routinely contain `-`, `/` and `:` (`val-loss`, `eval/acc`), so words
-# take them; a word must still start with a letter so `-1` stays a number.
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/:]*")
+# take them; a word must still start with a letter or `_` so `-1` and `.5` stay numbers.
+_WORD = re.compile(r"[^\W\d][\w.\-/:]*")
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _OP = re.compile(r"==|!=|<>|<=|>=|=|<|>")
 _PUNCT = {"(": TokenKind.LPAREN, ")": TokenKind.RPAREN, ",": TokenKind.COMMA}
@@ -155,7 +155,7 @@ class _Cursor:
         return token is not None and token.kind is TokenKind.WORD and token.value.lower() in words
 
 
-def _invalid_clause(cursor: _Cursor, start: int, token: Token | None) -> Exception:
+def _invalid_clause(cursor: _Cursor, start: int, token: Token | None) -> MlflowError:
     """MLflow's message, quoting the offending clause from `start` up to and including `token`."""
     if token is not None and start == token.start and token.kind in (TokenKind.WORD, TokenKind.LPAREN):
         if token.kind is TokenKind.LPAREN:
@@ -172,6 +172,9 @@ def _group_text(text: str, start: int) -> str:
         if depth == 0:
             return text[start : pos + 1]
     return text[start:]
+
+
+_KEYWORDS = {"and", "or", "not", "in", "like", "ilike", "is", "null"}
 
 
 def _identifier(cursor: _Cursor, clause_start: int) -> Identifier:
@@ -195,39 +198,44 @@ def _is_quoted_key(token: Token) -> bool:
     return token.kind is TokenKind.BACKTICK or (token.kind is TokenKind.STRING and token.quote == '"')
 
 
-_KEYWORDS = {"and", "or", "not", "in", "like", "ilike", "is", "null"}
+_LITERALS = {
+    TokenKind.STRING: ValueKind.STRING,
+    TokenKind.NUMBER: ValueKind.NUMBER,
+    TokenKind.WORD: ValueKind.BARE,
+}
 
 
 def _value(cursor: _Cursor, clause_start: int) -> Value:
     token = cursor.next()
     if token is None:
         raise _invalid_clause(cursor, clause_start, None)
-    if token.kind is TokenKind.STRING:
-        return Value(ValueKind.STRING, token.text, token.value)
-    if token.kind is TokenKind.NUMBER:
-        return Value(ValueKind.NUMBER, token.text, token.value)
-    if token.kind in (TokenKind.WORD, TokenKind.BACKTICK):
-        return Value(ValueKind.BARE, token.text, token.value)
     if token.kind is TokenKind.LPAREN:
-        items: list[Value] = []
-        while True:
-            item = cursor.next()
-            if item is None or item.kind not in (TokenKind.STRING, TokenKind.NUMBER, TokenKind.WORD):
-                if item is not None and item.kind is TokenKind.RPAREN and not items:
-                    raise invalid(
-                        "While parsing a list in the query, expected a non-empty list of string values, "
-                        "but got empty list"
-                    )
-                raise _invalid_clause(cursor, clause_start, item)
-            kind = {TokenKind.STRING: ValueKind.STRING, TokenKind.NUMBER: ValueKind.NUMBER}
-            items.append(Value(kind.get(item.kind, ValueKind.BARE), item.text, item.value))
-            closer = cursor.next()
-            if closer is not None and closer.kind is TokenKind.RPAREN:
-                text = cursor.text[token.start : closer.start + 1]
-                return Value(ValueKind.LIST, text, text, tuple(items))
-            if closer is None or closer.kind is not TokenKind.COMMA:
-                raise _invalid_clause(cursor, clause_start, closer)
+        return _list(cursor, token, clause_start)
+    if token.kind is TokenKind.BACKTICK:
+        return Value(ValueKind.BARE, token.text, token.value)
+    if token.kind in _LITERALS:
+        return Value(_LITERALS[token.kind], token.text, token.value)
     raise _invalid_clause(cursor, clause_start, token)
+
+
+def _list(cursor: _Cursor, opener: Token, clause_start: int) -> Value:
+    items: list[Value] = []
+    while True:
+        item = cursor.next()
+        if item is not None and item.kind is TokenKind.RPAREN and not items:
+            raise invalid(
+                "While parsing a list in the query, expected a non-empty list of string values, "
+                "but got empty list"
+            )
+        if item is None or item.kind not in _LITERALS:
+            raise _invalid_clause(cursor, clause_start, item)
+        items.append(Value(_LITERALS[item.kind], item.text, item.value))
+        closer = cursor.next()
+        if closer is not None and closer.kind is TokenKind.RPAREN:
+            text = cursor.text[opener.start : closer.start + 1]
+            return Value(ValueKind.LIST, text, text, tuple(items))
+        if closer is None or closer.kind is not TokenKind.COMMA:
+            raise _invalid_clause(cursor, clause_start, closer)
 
 
 def _comparison(cursor: _Cursor) -> Comparison:
