@@ -8,16 +8,17 @@ from aiohttp import web
 
 from gateway.config import Config
 from tracking_core import middleware
-from tracking_core.api import experiments, meta, runs
+from tracking_core.api import experiments, logged_models, meta, runs
 from tracking_core.api.routing import add_endpoints
 from tracking_core.keys import CONFIG, STORES, Stores
 from tracking_core.store.database import Database, create_engine
 from tracking_core.store.experiments import ExperimentStore
+from tracking_core.store.logged_models import LoggedModelStore
 from tracking_core.store.logging import RunLogStore
 from tracking_core.store.metric_history import MetricHistoryStore
 from tracking_core.store.runs import RunStore
 
-TRACKING_ENDPOINTS = (*experiments.ENDPOINTS, *runs.ENDPOINTS)
+TRACKING_ENDPOINTS = (*experiments.ENDPOINTS, *runs.ENDPOINTS, *logged_models.ENDPOINTS)
 
 
 async def _stores_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -29,6 +30,7 @@ async def _stores_ctx(app: web.Application) -> AsyncIterator[None]:
         runs=RunStore(db),
         run_logs=RunLogStore(db),
         metric_history=MetricHistoryStore(db),
+        logged_models=LoggedModelStore(db),
     )
     yield
     await db.close()

@@ -9,6 +9,7 @@ from aiohttp import web
 from gateway.config import Config
 from tracking_core.store.database import Database
 from tracking_core.store.experiments import ExperimentStore
+from tracking_core.store.logged_models import LoggedModelStore
 from tracking_core.store.logging import RunLogStore
 from tracking_core.store.metric_history import MetricHistoryStore
 from tracking_core.store.runs import RunStore
@@ -23,6 +24,7 @@ class Stores:
     runs: RunStore
     run_logs: RunLogStore
     metric_history: MetricHistoryStore
+    logged_models: LoggedModelStore
 
 
 CONFIG = web.AppKey("config", Config)

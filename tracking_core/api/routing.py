@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from multidict import MultiDict
 
 from tracking_core.api import wire
 from tracking_core.errors import invalid
@@ -65,7 +66,9 @@ async def read_json_body(request: web.Request) -> dict[str, Any]:
 def _adapter(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         if request.method == "GET":
-            args = wire.parse_query(endpoint.request, request.query)
+            query = MultiDict(request.query)
+            query.extend(request.match_info)
+            args = wire.parse_query(endpoint.request, query)
         else:
             body = await read_json_body(request)
             # Path parameters (e.g. /logged-models/{model_id}) count as request fields too.

@@ -138,8 +138,22 @@ def _dataset_input(entry: dict[str, Any]) -> dict[str, Any]:
 async def log_inputs(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     run_id = validation.run_id(_run_id(a))
     datasets = [_dataset_input(d) for d in a["datasets"]]
-    if datasets:
-        await stores(request).run_logs.log_inputs(run_id, datasets)
+    models = [m["model_id"] for m in a["models"]]
+    if any(not m for m in models):
+        raise invalid("Missing value for required parameter 'model_id' of a model input.")
+    if datasets or models:
+        await stores(request).run_logs.log_inputs(run_id, datasets, models)
+    return {}
+
+
+async def log_outputs(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
+    run_id = validation.run_id(_run_id(a))
+    models = []
+    for m in a["models"]:
+        if not m["model_id"] or m["step"] is None:
+            raise invalid("Missing value for required parameter 'model_id' or 'step' of a model output.")
+        models.append((m["model_id"], m["step"]))
+    await stores(request).run_logs.log_outputs(run_id, models)
     return {}
 
 
@@ -226,6 +240,10 @@ ENDPOINTS = (
         Field("datasets", MESSAGE, repeated=True, fields=(
             Field("tags", MESSAGE, repeated=True, fields=KEY_VALUE), Field("dataset", MESSAGE, fields=DATASET),
         )),
+        Field("models", MESSAGE, repeated=True, fields=(Field("model_id"),)),
+    )),
+    Endpoint("runs/outputs", ("POST",), log_outputs, (
+        RUN_ID, Field("models", MESSAGE, repeated=True, required=True, fields=(Field("model_id"), Field("step", INT64))),
     )),
     Endpoint("runs/search", ("POST",), search, (
         Field("experiment_ids", repeated=True), Field("filter"), VIEW, Field("max_results", INT32),

@@ -13,11 +13,15 @@ import json
 from tracking_core.errors import invalid
 
 
-def encode(offset: int) -> str:
-    return base64.b64encode(json.dumps({"offset": offset}).encode()).decode()
+def encode(offset: int, scope: str | None = None) -> str:
+    """A token for `offset`; `scope` (a fingerprint of the query) makes it valid for that query only."""
+    payload: dict[str, object] = {"offset": offset}
+    if scope is not None:
+        payload["scope"] = scope
+    return base64.b64encode(json.dumps(payload).encode()).decode()
 
 
-def decode(token: str | None) -> int:
+def decode(token: str | None, scope: str | None = None) -> int:
     """The offset a token stands for; no token (None or "") is the first page."""
     if not token:
         return 0
@@ -35,4 +39,6 @@ def decode(token: str | None) -> int:
         raise invalid(f"Invalid page token, parsed value={parsed!r}")
     if offset < 0:
         raise invalid(f"Invalid page token, offset must be non-negative, got {offset}")
+    if scope is not None and parsed.get("scope") != scope:
+        raise invalid("Invalid page token: it belongs to a search with other arguments.")
     return offset

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from tracking_core.entities import MAX_DOUBLE
 from tracking_core.errors import invalid, not_found
 from tracking_core.store import tables
 from tracking_core.store.database import Database
+from tracking_core.store.logged_models import require_model
 from tracking_core.store.runs import RUN_NAME_TAG, require_run
 from tracking_core.store.upsert import insert_ignore, upsert
 
@@ -86,11 +88,18 @@ _UPDATE_LATEST = (
 )
 
 
-async def _write_metrics(conn: AsyncConnection, run_id: str, points: list[MetricPoint]) -> None:
+async def _write_metrics(conn: AsyncConnection, run: Any, points: list[MetricPoint]) -> None:
     if not points:
         return
-    rows = [p.row(run_id) for p in points]
+    rows = [p.row(run.run_id) for p in points]
     await insert_ignore(conn, M, rows)
+    # Points logged against a model are that model's metrics too (LoggedModel.data.metrics).
+    await insert_ignore(conn, tables.logged_model_metrics, [
+        {"model_id": r["model_id"], "key": r["key"], "timestamp": r["timestamp"], "step": r["step"],
+         "run_id": r["run_id"], "value": r["value"], "is_nan": r["is_nan"], "experiment_id": run.experiment_id,
+         "dataset_name": r["dataset_name"], "dataset_digest": r["dataset_digest"]}
+        for r in rows if r["model_id"]
+    ])
     newest = _newest(rows)
     await insert_ignore(conn, L, newest)
     await conn.execute(_UPDATE_LATEST, [{"b_" + k: v for k, v in r.items()} for r in newest])
@@ -138,9 +147,9 @@ class RunLogStore:
         tags: list[tuple[str, str]],
     ) -> None:
         async with self.db.write() as conn:
-            await require_run(conn, run_id)
+            run = await require_run(conn, run_id)
             await _write_params(conn, run_id, params)
-            await _write_metrics(conn, run_id, metrics)
+            await _write_metrics(conn, run, metrics)
             await _write_tags(conn, run_id, tags)
 
     async def delete_tag(self, run_id: str, key: str) -> None:
@@ -151,11 +160,30 @@ class RunLogStore:
             if deleted.rowcount == 0:
                 raise not_found(f"No tag with name: {key} in run with id {run_id}")
 
-    async def log_inputs(self, run_id: str, datasets: list[dict[str, Any]]) -> None:
-        """Attach datasets to a run; a dataset is stored once per experiment by (name, digest)."""
+    async def log_outputs(self, run_id: str, models: list[tuple[str, int]]) -> None:
+        """Record logged models as outputs of a run (what `log_model` inside a run does)."""
+        async with self.db.write() as conn:
+            await require_run(conn, run_id)
+            for model_id, _ in models:
+                await require_model(conn, model_id)
+            await insert_ignore(conn, tables.inputs, [
+                {"input_uuid": uuid.uuid4().hex, "source_type": "RUN_OUTPUT", "source_id": run_id,
+                 "destination_type": "MODEL_OUTPUT", "destination_id": model_id, "step": step}
+                for model_id, step in models
+            ])
+
+    async def log_inputs(self, run_id: str, datasets: list[dict[str, Any]], models: Sequence[str] = ()) -> None:
+        """Attach datasets and models to a run; a dataset is stored once per experiment by (name, digest)."""
         d, i = tables.datasets, tables.inputs
         async with self.db.write() as conn:
             run = await require_run(conn, run_id)
+            for model_id in models:
+                await require_model(conn, model_id)
+            await insert_ignore(conn, i, [
+                {"input_uuid": uuid.uuid4().hex, "source_type": "MODEL_INPUT", "source_id": model_id,
+                 "destination_type": "RUN_INPUT", "destination_id": run_id, "step": 0}
+                for model_id in models
+            ])
             for entry in datasets:
                 ds = entry["dataset"]
                 await insert_ignore(conn, d, [{

@@ -64,15 +64,36 @@ async def load_runs(conn: AsyncConnection, ids: Sequence[str]) -> list[dict[str,
     for m in await conn.execute(sa.select(latest).where(latest.c.run_id.in_(ids)).order_by(latest.c.key)):
         data[m.run_id]["metrics"].append(_metric(m))
     inputs = await _dataset_inputs(conn, ids)
+    model_edges = await _model_edges(conn, ids)
     runs = []
     for run_id in ids:
         row = rows.get(run_id)
         if row is None:
             continue
         run_inputs = {"dataset_inputs": inputs[run_id]} if run_id in inputs else {}
+        edges = model_edges.get(run_id, {})
+        if "model_inputs" in edges:
+            run_inputs["model_inputs"] = edges["model_inputs"]
+        run_outputs = {"model_outputs": edges["model_outputs"]} if "model_outputs" in edges else {}
         run_data = {k: v for k, v in data[run_id].items() if v}
-        runs.append({"info": render_info(row), "data": run_data, "inputs": run_inputs, "outputs": {}})
+        runs.append({"info": render_info(row), "data": run_data, "inputs": run_inputs, "outputs": run_outputs})
     return runs
+
+
+async def _model_edges(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Logged models a run used (model_inputs) and produced (model_outputs)."""
+    i = tables.inputs
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    produced = sa.select(i.c.source_id, i.c.destination_id, i.c.step).where(
+        i.c.source_type == "RUN_OUTPUT", i.c.source_id.in_(ids), i.c.destination_type == "MODEL_OUTPUT")
+    for r in await conn.execute(produced.order_by(i.c.step, i.c.destination_id)):
+        out.setdefault(r.source_id, {}).setdefault("model_outputs", []).append(
+            {"model_id": r.destination_id, "step": r.step})
+    used = sa.select(i.c.source_id, i.c.destination_id).where(
+        i.c.destination_type == "RUN_INPUT", i.c.destination_id.in_(ids), i.c.source_type == "MODEL_INPUT")
+    for r in await conn.execute(used.order_by(i.c.source_id)):
+        out.setdefault(r.destination_id, {}).setdefault("model_inputs", []).append({"model_id": r.source_id})
+    return out
 
 
 async def _dataset_inputs(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
