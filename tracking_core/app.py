@@ -8,7 +8,7 @@ from aiohttp import web
 
 from gateway.config import Config
 from tracking_core import middleware
-from tracking_core.api import experiments, logged_models, meta, runs
+from tracking_core.api import artifacts, artifacts_only, experiments, logged_models, meta, run_artifacts, runs
 from tracking_core.api.routing import add_endpoints
 from tracking_core.keys import CONFIG, STORES, Stores
 from tracking_core.store.database import Database, create_engine
@@ -18,7 +18,9 @@ from tracking_core.store.logging import RunLogStore
 from tracking_core.store.metric_history import MetricHistoryStore
 from tracking_core.store.runs import RunStore
 
-TRACKING_ENDPOINTS = (*experiments.ENDPOINTS, *runs.ENDPOINTS, *logged_models.ENDPOINTS)
+TRACKING_ENDPOINTS = (
+    *experiments.ENDPOINTS, *runs.ENDPOINTS, *logged_models.ENDPOINTS, *run_artifacts.ENDPOINTS,
+)
 
 
 async def _stores_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -43,7 +45,14 @@ def build_app(config: Config) -> web.Application:
     app[CONFIG] = config
     prefix = config.static_prefix
     meta.add_routes(app, prefix)
+    # Artifact stores open in every mode; the proxy routes answer 503 under --no-serve-artifacts.
+    app.cleanup_ctx.append(artifacts.artifacts_ctx)
+    artifacts.add_routes(app, prefix, serving=config.serve_artifacts)
     if not config.artifacts_only:
         app.cleanup_ctx.append(_stores_ctx)
         add_endpoints(app, prefix, TRACKING_ENDPOINTS)
+        run_artifacts.add_routes(app, prefix)
+    else:
+        paths = [path for path, _ in run_artifacts.DOWNLOAD_ROUTES]
+        artifacts_only.add_routes(app, prefix, TRACKING_ENDPOINTS, paths)
     return app

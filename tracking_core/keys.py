@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from gateway.config import Config
+from tracking_core.artifacts.service import ArtifactService
 from tracking_core.store.database import Database
 from tracking_core.store.experiments import ExperimentStore
 from tracking_core.store.logged_models import LoggedModelStore
@@ -29,6 +30,8 @@ class Stores:
 
 CONFIG = web.AppKey("config", Config)
 STORES = web.AppKey("stores", Stores)
+# Artifact stores and the proxy destination; present in every mode, artifacts-only included.
+ARTIFACTS = web.AppKey("artifacts", ArtifactService)
 
 
 def stores(request: web.Request) -> Stores:

@@ -6,7 +6,7 @@ from aiohttp import web
 
 import gateway
 from tracking_core.api.routing import json_response
-from tracking_core.keys import CONFIG, STORES
+from tracking_core.keys import ARTIFACTS, CONFIG, STORES
 
 READY_PATH = "/_trackgate/ready"
 
@@ -21,12 +21,16 @@ async def version(_request: web.Request) -> web.Response:
 
 async def server_info(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
+    # Advertised only when the proxy destination can really do it: the client then sends
+    # parts / fetches ranges straight to the store with presigned URLs (reference §12.15).
+    service = request.app.get(ARTIFACTS)
+    capabilities = service.destination.capabilities if service and service.destination else None
     return json_response({
         "store_type": None if config.artifacts_only else "SqlStore",
         "workspaces_enabled": False,
         "trace_archival_enabled": False,
-        "multipart_uploads_enabled": False,
-        "multipart_downloads_enabled": False,
+        "multipart_uploads_enabled": bool(capabilities and capabilities.multipart_upload),
+        "multipart_downloads_enabled": bool(capabilities and capabilities.presigned_download),
         "presigned_upload_run_id_supported": False,
         "presigned_upload_model_id_supported": False,
         "features_enabled": {},

@@ -1,0 +1,135 @@
+"""Moving artifact bytes over HTTP: request bodies in, files out, both streamed in chunks.
+
+Shared by the artifact proxy routes and the UI download routes. Nothing here holds more than
+about one chunk per request, and nothing has a total timeout: a 10 GB transfer is fine as long
+as bytes keep moving.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import re
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+from aiohttp import web
+
+from tracking_core.artifacts.repository import CHUNK_SIZE, ArtifactNotFound, ArtifactRepository, IsADirectory
+from tracking_core.errors import invalid
+
+log = logging.getLogger("trackgate.artifacts")
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# Names MLflow writes without a telling extension, which browsers should still show as text.
+_TEXT_NAMES = {"MLmodel", "MLproject", "Dockerfile", "LICENSE", "requirements.txt", "conda.yaml"}
+_TEXT_SUFFIXES = (".log", ".yaml", ".yml", ".md", ".txt", ".py", ".cfg", ".ini", ".toml", ".csv", ".tsv")
+
+
+async def body_chunks(request: web.Request, size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
+    """The request body in pieces of about `size` bytes.
+
+    Fails (instead of ending quietly) when fewer bytes arrive than Content-Length announced,
+    so a body cut short by a dropped connection is never stored as if it were complete.
+    """
+    expected = request.content_length
+    received = 0
+    buf = bytearray()
+    while True:
+        data = await request.content.read(size)
+        if not data:
+            break
+        received += len(data)
+        buf += data
+        if len(buf) >= size:
+            yield bytes(buf)
+            buf = bytearray()
+    if expected is not None and received != expected:
+        raise ConnectionResetError(f"request body ended after {received} of {expected} bytes")
+    if buf:
+        yield bytes(buf)
+
+
+def content_type(name: str) -> str:
+    if name in _TEXT_NAMES or name.endswith(_TEXT_SUFFIXES):
+        return "text/plain"
+    guessed, _ = mimetypes.guess_type(name, strict=False)
+    return guessed or "application/octet-stream"
+
+
+def disposition(name: str) -> str:
+    """`attachment` with an ASCII fallback name and the exact UTF-8 name (RFC 6266 / 5987)."""
+    fallback = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end) inclusive for one satisfiable `bytes=` range; None to send the whole file.
+
+    Multiple or malformed ranges are ignored (RFC 9110 lets a server send the full content);
+    a well-formed range outside the file raises HTTPRequestRangeNotSatisfiable.
+    """
+    if not header:
+        return None
+    match = _RANGE.fullmatch(header.strip())
+    if match is None or (not match[1] and not match[2]):
+        return None
+    if not match[1]:  # suffix: the last N bytes
+        length = int(match[2])
+        if length == 0 or size == 0:
+            raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
+        return max(0, size - length), size - 1
+    start = int(match[1])
+    end = int(match[2]) if match[2] else size - 1
+    if match[2] and end < start:
+        return None  # not a valid range at all: ignored
+    if start >= size:
+        raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
+    return start, min(end, size - 1)
+
+
+async def send_file(
+    request: web.Request, repo: ArtifactRepository, path: str, name: str
+) -> web.StreamResponse:
+    """Stream `path` from `repo` as a download named `name`, honouring Range and HEAD."""
+    if not path:
+        raise invalid("Invalid path")
+    found = await repo.stat(path)
+    if found is None:
+        raise ArtifactNotFound(path)
+    if found.is_dir:
+        raise IsADirectory(path)
+    size = found.size or 0
+    byte_range = parse_range(request.headers.get("Range"), size)
+    headers = {
+        "Content-Type": content_type(name),
+        "Content-Disposition": disposition(name),
+        "Accept-Ranges": "bytes",
+        # An uploaded .html or .svg must never run as a page of this site.
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox",
+    }
+    start, end = byte_range if byte_range else (0, size - 1)
+    if byte_range:
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    response = web.StreamResponse(status=206 if byte_range else 200, headers=headers)
+    response.content_length = max(0, end - start + 1)
+    if request.method == "HEAD" or size == 0:
+        await response.prepare(request)
+        return response
+    download = await repo.download(path, start, end)
+    try:
+        await response.prepare(request)
+        async for chunk in download.chunks:
+            await response.write(chunk)
+    except ConnectionResetError:
+        log.debug("client went away while downloading %s", path)
+    except Exception:
+        # The status line is already out, so the failure cannot become a JSON error; cutting
+        # the connection makes the client see a truncated body instead of a complete-looking one.
+        log.exception("download of %s failed mid-stream", path)
+        if request.transport is not None:
+            request.transport.close()
+    finally:
+        await download.aclose()
+    return response

@@ -1,0 +1,88 @@
+"""Where a stored artifact URI actually lives, for this server.
+
+- `mlflow-artifacts:/a/b`, `mlflow-artifacts://host:port/a/b` and
+  `http(s)://…/api/2.0/mlflow-artifacts/artifacts/a/b` are proxied: path `a/b` under
+  `--artifacts-destination` (the netloc is ignored, as `mlflow server` does).
+- Any other URI (`s3://`, `gs://`, a local path) is read directly, when its scheme is registered.
+  A local path is read only inside the server's own artifact roots: an experiment's
+  artifact_location is chosen by whoever creates the experiment, and must not turn the UI's
+  download route into a way to read the server's files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlparse
+
+from gateway.config import Config
+from tracking_core.artifacts import paths
+from tracking_core.artifacts.local import local_path
+from tracking_core.artifacts.repository import ArtifactRepository, ArtifactStores, Registry, scheme_of
+from tracking_core.errors import ErrorCode, MlflowError
+
+PROXY_ROUTE = "/mlflow-artifacts/artifacts"
+
+
+def proxied_path(uri: str) -> str | None:
+    """The destination-relative path of a proxied artifact URI, or None if it is not one."""
+    parsed = urlparse(uri)
+    scheme = parsed.scheme.lower()
+    if scheme == "mlflow-artifacts":
+        return unquote(parsed.path)
+    if scheme in ("http", "https") and PROXY_ROUTE in parsed.path:
+        return unquote(parsed.path.split(PROXY_ROUTE, 1)[1])
+    return None
+
+
+@dataclass
+class ArtifactService:
+    """The process's artifact stores, the proxy destination, and URI resolution."""
+
+    config: Config
+    stores: ArtifactStores
+    destination: ArtifactRepository | None = None
+    _local_roots: list[str] = field(default_factory=list)
+
+    @classmethod
+    async def open(cls, config: Config, registry: Registry) -> ArtifactService:
+        service = cls(config, ArtifactStores(registry))
+        try:
+            if config.serve_artifacts:
+                service.destination = await service.stores.repository(config.artifacts_destination)
+        except BaseException:
+            await service.stores.close()
+            raise
+        for root in (config.artifacts_destination, config.effective_default_artifact_root):
+            if scheme_of(root) in ("", "file"):
+                service._local_roots.append(os.path.realpath(local_path(root)))
+        return service
+
+    async def close(self) -> None:
+        await self.stores.close()
+
+    @property
+    def serving(self) -> bool:
+        return self.destination is not None
+
+    async def locate(self, artifact_uri: str, relative: str = "") -> tuple[ArtifactRepository, str]:
+        """The repository holding `artifact_uri` and the clean path of `relative` inside it."""
+        relative = paths.clean(relative)
+        proxied = proxied_path(artifact_uri)
+        if proxied is not None:
+            if self.destination is None:
+                raise MlflowError(
+                    ErrorCode.INVALID_PARAMETER_VALUE,
+                    f"Artifacts at {artifact_uri} are served through the artifact proxy, which this "
+                    "server runs without (--no-serve-artifacts).",
+                )
+            return self.destination, paths.join(paths.clean(proxied.lstrip("/")), relative)
+        if scheme_of(artifact_uri) in ("", "file"):
+            real = os.path.realpath(local_path(artifact_uri))
+            if not any(real == root or real.startswith(root + os.sep) for root in self._local_roots):
+                raise MlflowError(
+                    ErrorCode.PERMISSION_DENIED,
+                    "This server reads local artifacts only inside its artifact roots "
+                    "(--artifacts-destination, --default-artifact-root).",
+                )
+        return await self.stores.repository(artifact_uri), relative
