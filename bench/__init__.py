@@ -1,0 +1,1 @@
+"""Side-by-side benchmark of `trackgate server` against `mlflow server` (see bench/README.md)."""

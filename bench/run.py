@@ -1,0 +1,306 @@
+"""Run the same HTTP calls against `trackgate server` and `mlflow server`, alternating; print ratios.
+
+    python bench/run.py            # full: ~10-15 min on 2 cores
+    python bench/run.py --quick    # smoke check: small sizes, < 2 min
+
+See bench/README.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # `python bench/run.py`: make `import bench` work
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import report
+from bench.client import RequestFailed, VerificationFailed
+from bench.scenarios import FULL, QUICK, SCENARIOS, Scenario, Sizes, warm_up
+from bench.servers import MLFLOW, MLFLOW_W1, REPO_ROOT, TRACKGATE, ServerFailed, ServerProcess, ServerSpec
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+SPECS = {s.name: s for s in (TRACKGATE, MLFLOW, MLFLOW_W1)}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def rotated(items: list[Any], k: int) -> list[Any]:
+    k %= len(items)
+    return items[k:] + items[:k]
+
+
+async def settle(server: ServerProcess, quiet_cpu: float = 0.05, max_wait: float = 30.0) -> None:
+    """Wait until the process tree is idle (< quiet_cpu CPU-seconds per second), at most max_wait."""
+    deadline = time.monotonic() + max_wait
+    before = server.cpu_seconds()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(1.0)
+        now = server.cpu_seconds()
+        if now - before < quiet_cpu:
+            return
+        before = now
+
+
+def error_text(exc: BaseException) -> str:
+    if isinstance(exc, (VerificationFailed, RequestFailed, ServerFailed)):
+        return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {exc} ({traceback.format_exc(limit=3).splitlines()[-3].strip()})"
+
+
+class Bench:
+    def __init__(
+        self,
+        specs: list[ServerSpec],
+        sizes: Sizes,
+        scenarios: list[Scenario],
+        workdir: Path,
+        include_skipped: frozenset[str] = frozenset(),
+        settle_max: float = 30.0,
+    ):
+        self.specs = specs
+        self.include_skipped = include_skipped
+        self.settle_max = settle_max
+        self.sizes = sizes
+        self.scenarios = scenarios
+        self.workdir = workdir
+        self.servers: dict[str, ServerProcess] = {}
+        self.results: dict[str, Any] = {
+            "servers": {s.name: {"startup_samples": [], "scenarios": {}} for s in specs}
+        }
+
+    def _rec(self, name: str) -> dict[str, Any]:
+        return self.results["servers"][name]
+
+    async def start_all(self) -> None:
+        """`sizes.startups` cold starts per server, alternating; the last one stays up for the scenarios."""
+        for n in range(self.sizes.startups):
+            last = n == self.sizes.startups - 1
+            for spec in rotated(self.specs, n):
+                server = ServerProcess(spec, self.workdir / f"{spec.name}-{n}")
+                try:
+                    ready = await server.start()
+                except ServerFailed as exc:
+                    log(f"{spec.name}: did not start: {exc}")
+                    self._rec(spec.name)["startup_error"] = str(exc)
+                    continue
+                await settle(server, max_wait=self.settle_max)
+                sample = {"ready_s": ready, **server.memory()}
+                self._rec(spec.name)["startup_samples"].append(sample)
+                log(
+                    f"{spec.name}: ready in {ready:.2f} s; idle PSS {sample['pss_mb']:.0f} MB, "
+                    f"RSS {sample['rss_mb']:.0f} MB, {sample['processes']} processes"
+                )
+                if last:
+                    self.servers[spec.name] = server
+                else:
+                    server.stop()
+        for spec in self.specs:
+            rec = self._rec(spec.name)
+            entry: dict[str, Any] = {"rounds": rec["startup_samples"]}
+            if rec["startup_samples"]:
+                entry["median"] = report.median_of(rec["startup_samples"])
+            if spec.name not in self.servers:
+                entry["error"] = rec.get("startup_error", "did not start")
+            rec["scenarios"]["startup"] = entry
+
+    async def warm_up(self) -> None:
+        for name, server in self.servers.items():
+            try:
+                await warm_up(server.base_url, self.sizes.concurrency, iterations=min(3, self.sizes.rounds))
+            except Exception as exc:
+                log(f"{name}: warm-up failed: {error_text(exc)}")
+
+    async def run_scenarios(self) -> None:
+        for scenario in self.scenarios:
+            names = [
+                s.name
+                for s in self.specs
+                if s.name in self.servers and (scenario.name not in s.skip or s.name in self.include_skipped)
+            ]
+            entries = {
+                n: self._rec(n)["scenarios"].setdefault(
+                    scenario.name, {"title": scenario.title, "rounds": []}
+                )
+                for n in names
+            }
+            states: dict[str, Any] = {}
+            for n in names:
+                try:
+                    started = time.perf_counter()
+                    states[n], setup_figures = await scenario.setup(self.servers[n].base_url, self.sizes)
+                    entries[n]["setup"] = {**setup_figures, "seconds": time.perf_counter() - started}
+                except Exception as exc:
+                    entries[n]["error"] = "setup: " + error_text(exc)
+                    log(f"{scenario.name} / {n}: setup FAILED: {entries[n]['error']}")
+            for r in range(self.sizes.rounds):
+                for n in rotated(names, r):
+                    if n not in states or entries[n].get("error"):
+                        continue
+                    server = self.servers[n]
+                    cpu0 = server.cpu_seconds()
+                    try:
+                        fig = await scenario.measure(server.base_url, self.sizes, states[n], r)
+                    except Exception as exc:
+                        entries[n]["error"] = f"round {r + 1}: " + error_text(exc)
+                        log(f"{scenario.name} / {n}: round {r + 1} FAILED: {entries[n]['error']}")
+                        continue
+                    fig["server_cpu_s"] = server.cpu_seconds() - cpu0
+                    entries[n]["rounds"].append(fig)
+                    shown = {
+                        k: round(v, 2) for k, v in fig.items() if isinstance(v, float) and k != "server_cpu_s"
+                    }
+                    log(f"{scenario.name} / {n} / round {r + 1}: {shown}")
+            for n in names:
+                if entries[n]["rounds"]:
+                    entries[n]["median"] = report.median_of(entries[n]["rounds"])
+
+    async def measure_after(self) -> None:
+        for n, server in self.servers.items():
+            await settle(server, max_wait=self.settle_max)
+            self._rec(n)["scenarios"]["after"] = {"rounds": [server.memory()], "median": server.memory()}
+
+    def stop_all(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+        self.servers.clear()
+
+    async def run(self) -> dict[str, Any]:
+        try:
+            await self.start_all()
+            await self.warm_up()
+            await self.run_scenarios()
+            await self.measure_after()
+        finally:
+            self.stop_all()
+        return self.results
+
+
+def meta(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
+    def out(cmd: list[str]) -> str:
+        try:
+            return subprocess.run(
+                cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=30
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    try:
+        import mlflow
+
+        mlflow_version = mlflow.__version__
+    except ImportError:
+        mlflow_version = out(["mlflow", "--version"])
+    return {
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "mode": "quick" if args.quick else "full",
+        "sizes": dataclasses.asdict(sizes),
+        "git_commit": out(["git", "rev-parse", "HEAD"]),
+        "git_dirty": bool(out(["git", "status", "--porcelain", "--untracked-files=no"])),
+        "mlflow_version": mlflow_version,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "machine": platform.platform(),
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small sizes, one round (< 2 min)")
+    p.add_argument(
+        "--servers",
+        help=f"comma-separated, from {', '.join(SPECS)} (default: all three; with --quick: trackgate,mlflow)",
+    )
+    p.add_argument(
+        "--all-scenarios-w1",
+        action="store_true",
+        help="also run the 5,000-run search against mlflow-w1 (adds several minutes)",
+    )
+    p.add_argument(
+        "--scenarios",
+        default="",
+        help=f"comma-separated subset of {', '.join(s.name for s in SCENARIOS)} (default: all)",
+    )
+    p.add_argument("--rounds", type=int, help="override the number of measured rounds")
+    p.add_argument("--startups", type=int, help="override the number of cold starts per server")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (databases and server logs)")
+    p.add_argument("--no-save", action="store_true", help="do not write bench/results/<timestamp>.json")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    if args.rounds:
+        sizes = dataclasses.replace(sizes, rounds=args.rounds)
+    if args.startups:
+        sizes = dataclasses.replace(sizes, startups=args.startups)
+    try:
+        servers = args.servers or ("trackgate,mlflow" if args.quick else "trackgate,mlflow,mlflow-w1")
+        specs = [SPECS[n.strip()] for n in servers.split(",") if n.strip()]
+    except KeyError as exc:
+        print(f"unknown server {exc}; choose from {', '.join(SPECS)}", file=sys.stderr)
+        return 2
+    wanted = {n.strip() for n in args.scenarios.split(",") if n.strip()}
+    unknown = wanted - {s.name for s in SCENARIOS}
+    if unknown:
+        print(f"unknown scenario(s) {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    scenarios = [s for s in SCENARIOS if not wanted or s.name in wanted]
+
+    workdir = Path(tempfile.mkdtemp(prefix="trackgate-bench-"))
+    started = time.perf_counter()
+    log(f"{'quick' if args.quick else 'full'} run: {', '.join(s.name for s in specs)}; temp dir {workdir}")
+    try:
+        bench = Bench(
+            specs,
+            sizes,
+            scenarios,
+            workdir,
+            include_skipped=frozenset({"mlflow-w1"}) if args.all_scenarios_w1 else frozenset(),
+            settle_max=10.0 if args.quick else 30.0,
+        )
+        results = asyncio.run(bench.run())
+    finally:
+        if args.keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    results = {"meta": {**meta(args, sizes), "seconds": time.perf_counter() - started}, **results}
+    rows = report.build_rows(results)
+    results["table"] = [{k: v for k, v in row.items() if k != "fmt"} for row in rows]
+    table = report.markdown(results, rows)
+    title = (
+        f"trackgate vs mlflow {results['meta']['mlflow_version']} "
+        f"({results['meta']['mode']}, {sizes.rounds} round(s), median; "
+        f"search over {sizes.search_runs} runs, history of {sizes.history_points} points, "
+        f"{results['meta']['cpus']} CPUs, {results['meta']['seconds']:.0f} s)"
+    )
+    print(f"\n{title}\n\n{table}\n")
+    if not args.no_save:
+        RESULTS_DIR.mkdir(exist_ok=True)
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = RESULTS_DIR / f"{stamp}{'-quick' if args.quick else ''}.json"
+        path.write_text(json.dumps(results, indent=2, default=str))
+        log(f"results written to {path.relative_to(REPO_ROOT)}")
+    failed = any(row["errors"].get("trackgate") for row in rows)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
