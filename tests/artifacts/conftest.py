@@ -1,13 +1,21 @@
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from gateway.config import Config
 from tests.artifacts.stores import GcsServer, S3Server, environment, gcs_emulator, moto_s3
+from tracking_core.app import build_app
 from tracking_core.artifacts.repository import ArtifactRepository, ArtifactStores, default_registry
+from tracking_core.store import schema
+
+Core = Callable[..., contextlib.AbstractAsyncContextManager[TestClient]]
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +49,23 @@ async def repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
     with environment(env):
         async with ArtifactStores(default_registry()) as stores:
             yield await stores.repository(uri)
+
+
+@pytest.fixture
+def core(tmp_path: Path) -> Core:
+    """Start the core app with config overrides; SQLite database prepared as the server does."""
+
+    @contextlib.asynccontextmanager
+    async def start(**overrides: Any) -> AsyncIterator[TestClient]:
+        fields: dict[str, Any] = {
+            "backend_store_uri": f"sqlite:///{tmp_path}/core.db",
+            "artifacts_destination": str(tmp_path / "artifacts"),
+            **overrides,
+        }
+        config = Config(**fields)
+        if not config.artifacts_only:
+            await schema.prepare(config)
+        async with TestClient(TestServer(build_app(config), host="127.0.0.1")) as client:
+            yield client
+
+    return start

@@ -3,46 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from yarl import URL
 
-from gateway.config import Config
-from tests.artifacts.conftest import destination_for
+from tests.artifacts.conftest import Core, destination_for
 from tests.artifacts.stores import environment
-from tracking_core.app import build_app
-from tracking_core.store import schema
 
 ART = "/api/2.0/mlflow-artifacts/artifacts"
 MiB = 1024 * 1024
-Core = Callable[..., contextlib.AbstractAsyncContextManager[TestClient]]
-
-
-@pytest.fixture
-def core(tmp_path: Path) -> Core:
-    """Start the core app with config overrides; SQLite database prepared as the server does."""
-
-    @contextlib.asynccontextmanager
-    async def start(**overrides: Any) -> AsyncIterator[TestClient]:
-        fields: dict[str, Any] = {
-            "backend_store_uri": f"sqlite:///{tmp_path}/core.db",
-            "artifacts_destination": str(tmp_path / "artifacts"),
-            **overrides,
-        }
-        config = Config(**fields)
-        if not config.artifacts_only:
-            await schema.prepare(config)
-        async with TestClient(TestServer(build_app(config), host="127.0.0.1")) as client:
-            yield client
-
-    return start
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -1,0 +1,106 @@
+"""`trackgate gc`: remove deleted runs and experiments for good, artifacts first, then rows.
+
+Artifacts go first so that a failure (store unreachable, no permission) leaves the rows in
+place and a later `gc` retries; a run whose artifacts could not be removed keeps its rows.
+Artifact locations are resolved exactly as the server resolves them (`ArtifactService`), so
+`mlflow-artifacts:` runs are removed from `--artifacts-destination`, and runs written straight
+to S3/GCS from there. Every removal is reported through `say`, one line each.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from gateway.config import Config
+from tracking_core.artifacts.repository import default_registry
+from tracking_core.artifacts.service import ArtifactService
+from tracking_core.errors import MlflowError
+from tracking_core.store import gc as gc_store
+from tracking_core.store.database import Database, create_engine
+
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def parse_duration(text: str) -> int:
+    """'30d', '1d2h3m4s', '90m' → milliseconds (MLflow's --older-than format)."""
+    match = _DURATION.fullmatch(text.strip())
+    if not text.strip() or match is None or not any(match.groups()):
+        raise ValueError(f"{text!r} is not a duration like 30d or 1d2h3m4s")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return (((days * 24 + hours) * 60 + minutes) * 60 + seconds) * 1000
+
+
+@dataclass(frozen=True)
+class GcRequest:
+    older_than_ms: int | None = None
+    run_ids: Sequence[str] = ()
+    experiment_ids: Sequence[int] = ()
+
+
+@dataclass
+class GcResult:
+    runs: int = 0
+    experiments: int = 0
+    metric_rows: int = 0
+    failures: int = 0
+
+
+def _run_dir(artifact_uri: str, run_id: str) -> str:
+    """The run's own directory when the root has the usual `<...>/<run_id>/artifacts` shape, so
+    nothing (not even an empty folder) is left; otherwise the artifact root itself."""
+    suffix = f"/{run_id}/artifacts"
+    trimmed = artifact_uri.rstrip("/")
+    return trimmed[: -len("/artifacts")] if trimmed.endswith(suffix) else artifact_uri
+
+
+async def _delete_artifacts(service: ArtifactService, uri: str) -> None:
+    repo, path = await service.locate(uri)
+    await repo.delete(path)
+
+
+async def collect(config: Config, request: GcRequest, say: Callable[[str], None]) -> GcResult:
+    """Select and remove; raises MlflowError before removing anything if a named id is not eligible."""
+    db = Database(create_engine(config))
+    service = await ArtifactService.open(config, default_registry())
+    result = GcResult()
+    now = int(time.time() * 1000)
+    try:
+        runs = await gc_store.deleted_runs(
+            db, request.run_ids, request.experiment_ids, request.older_than_ms, now
+        )
+        experiments = await gc_store.deleted_experiments(
+            db, request.experiment_ids, bool(request.run_ids), request.older_than_ms, now
+        )
+        removable: list[str] = []
+        for run in runs:
+            try:
+                await _delete_artifacts(service, _run_dir(run.artifact_uri, run.run_id))
+            except (MlflowError, OSError) as exc:
+                result.failures += 1
+                message = exc.message if isinstance(exc, MlflowError) else str(exc)
+                say(f"kept run {run.run_id}: its artifacts at {run.artifact_uri} could not be removed "
+                    f"({message})")
+                continue
+            removable.append(run.run_id)
+            say(f"removed run {run.run_id} (experiment {run.experiment_id}) "
+                f"and its artifacts at {run.artifact_uri}")
+        result.metric_rows = await gc_store.delete_runs(db, removable)
+        result.runs = len(removable)
+        kept = {r.experiment_id for r in runs if r.run_id not in removable}
+        for experiment in experiments:
+            if experiment.experiment_id in kept:
+                say(f"kept experiment {experiment.experiment_id}: some of its runs are still there")
+                result.failures += 1
+                continue
+            for uri in experiment.model_artifact_uris:
+                await _delete_artifacts(service, uri)
+            await gc_store.delete_experiment(db, experiment.experiment_id)
+            result.experiments += 1
+            say(f"removed experiment {experiment.experiment_id} ({experiment.name!r})")
+    finally:
+        await service.close()
+        await db.close()
+    return result
