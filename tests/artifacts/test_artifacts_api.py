@@ -123,7 +123,7 @@ async def test_directory_download_and_trailing_slash(client: TestClient) -> None
 async def test_multipart_follows_the_destination(client: TestClient) -> None:
     info = await (await client.get("/api/3.0/mlflow/server-info")).json()
     create = await client.post(
-        "/api/2.0/mlflow-artifacts/mpu/create/m.bin", json={"path": "/tmp/m.bin", "num_parts": 2}
+        "/api/2.0/mlflow-artifacts/mpu/create/out", json={"path": "/tmp/m.bin", "num_parts": 2}
     )
     if not info["multipart_uploads_enabled"]:
         assert create.status == 501
@@ -140,12 +140,12 @@ async def test_multipart_follows_the_destination(client: TestClient) -> None:
             assert r.status == 200
             etags.append({"part_number": cred["part_number"], "etag": r.headers["ETag"], "url": cred["url"]})
     done = await client.post(
-        "/api/2.0/mlflow-artifacts/mpu/complete/m.bin",
+        "/api/2.0/mlflow-artifacts/mpu/complete/out",
         json={"path": "/tmp/m.bin", "upload_id": created["upload_id"], "parts": etags},
     )
     assert done.status == 200
-    assert await (await client.get(f"{ART}/m.bin")).read() == b"".join(parts)
-    signed = await (await client.get("/api/2.0/mlflow-artifacts/presigned/m.bin")).json()
+    assert await (await client.get(f"{ART}/out/m.bin")).read() == b"".join(parts)
+    signed = await (await client.get("/api/2.0/mlflow-artifacts/presigned/out/m.bin")).json()
     assert signed["file_size"] == 5 * MiB + 4
     async with client.session.get(signed["url"], headers={"Range": "bytes=0-2"}) as r:
         assert await r.read() == b"aaa"

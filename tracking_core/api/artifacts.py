@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -90,16 +91,23 @@ async def delete(request: web.Request) -> web.Response:
     return json_response({})
 
 
-async def _mpu_body(request: web.Request) -> dict[str, Any]:
+async def _mpu_target(request: web.Request) -> tuple[str, dict[str, Any]]:
+    """The object a multipart call is about, and the JSON body.
+
+    The client puts the artifact *directory* in the URL and its local file path in the body
+    (`path`); the object is that directory plus the file's basename, as in MLflow's server.
+    """
     body = await read_json_body(request)
-    if not body.get("path"):
+    local = body.get("path")
+    if not local or not isinstance(local, str):
         raise invalid("Missing value for required parameter 'path'.")
-    return body
+    name = re.split(r"[\\/]", local.rstrip("/\\"))[-1]  # a Windows client sends backslashes
+    directory = paths.clean(request.match_info.get("path", ""))
+    return paths.join(directory, paths.clean(name, allow_root=False)), body
 
 
 async def mpu_create(request: web.Request) -> web.Response:
-    path = _path(request)
-    body = await _mpu_body(request)
+    path, body = await _mpu_target(request)
     try:
         num_parts = int(body.get("num_parts") or 1)
     except (TypeError, ValueError):
@@ -112,8 +120,7 @@ async def mpu_create(request: web.Request) -> web.Response:
 
 
 async def mpu_complete(request: web.Request) -> web.Response:
-    path = _path(request)
-    body = await _mpu_body(request)
+    path, body = await _mpu_target(request)
     upload_id = body.get("upload_id")
     parts = body.get("parts")
     if not upload_id or not isinstance(parts, list) or not parts:
@@ -127,8 +134,7 @@ async def mpu_complete(request: web.Request) -> web.Response:
 
 
 async def mpu_abort(request: web.Request) -> web.Response:
-    path = _path(request)
-    body = await _mpu_body(request)
+    path, body = await _mpu_target(request)
     if not body.get("upload_id"):
         raise invalid("Missing value for required parameter 'upload_id'.")
     await _destination(request).abort_multipart(path, str(body["upload_id"]))
@@ -148,9 +154,9 @@ ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
     ("GET", "/artifacts/{path:.+}", download, "/artifacts/{artifact_path}"),
     ("GET", "/artifacts", list_artifacts, "/artifacts"),
     ("DELETE", "/artifacts/{path:.*}", delete, "/artifacts/<path:artifact_path>"),
-    ("POST", "/mpu/create/{path:.+}", mpu_create, "/mpu/create/<path:path>"),
-    ("POST", "/mpu/complete/{path:.+}", mpu_complete, "/mpu/complete/<path:path>"),
-    ("POST", "/mpu/abort/{path:.+}", mpu_abort, "/mpu/abort/<path:path>"),
+    ("POST", "/mpu/create/{path:.*}", mpu_create, "/mpu/create/<path:path>"),
+    ("POST", "/mpu/complete/{path:.*}", mpu_complete, "/mpu/complete/<path:path>"),
+    ("POST", "/mpu/abort/{path:.*}", mpu_abort, "/mpu/abort/<path:path>"),
     ("GET", "/presigned/{path:.+}", presigned, "/presigned/<path:path>"),
 )
 
