@@ -96,6 +96,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mysql_ssl_cert", str, None, "Client cert for MySQL TLS.", ("MLFLOW_MYSQL_SSL_CERT",), optional=True),
     Setting("mysql_ssl_key", str, None, "Client key for MySQL TLS.", ("MLFLOW_MYSQL_SSL_KEY",), optional=True),
     Setting(
+        "model_version_source_regex",
+        str,
+        None,
+        "Model-version sources must match this regex (Python re.search); unset: no check.",
+        ("MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX",),
+        optional=True,
+    ),
+    Setting(
         "core_socket",
         str,
         None,
@@ -133,6 +141,7 @@ class Config:
     mysql_ssl_ca: str | None = None
     mysql_ssl_cert: str | None = None
     mysql_ssl_key: str | None = None
+    model_version_source_regex: str | None = None
     core_socket: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -286,6 +295,12 @@ def _validate(v: dict[str, Any], sources: Mapping[str, str]) -> list[str]:
     for name in ("core_startup_timeout", "drain_timeout"):
         if v[name] <= 0:
             problems.append(f"{name} must be greater than 0, not {v[name]}{where(name)}.")
+    if v["model_version_source_regex"] is not None:
+        try:
+            re.compile(v["model_version_source_regex"])
+        except re.error as exc:
+            problems.append(f"model_version_source_regex is not a valid regular expression ({exc})"
+                            f"{where('model_version_source_regex')}.")
     if v["db_max_overflow"] < 0:
         problems.append(f"db_max_overflow must not be negative, not {v['db_max_overflow']}.")
     return problems

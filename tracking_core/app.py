@@ -9,6 +9,7 @@ from aiohttp import web
 from gateway.config import Config
 from tracking_core import middleware
 from tracking_core.api import artifacts, artifacts_only, experiments, logged_models, meta, run_artifacts, runs
+from tracking_core.api.registry import ENDPOINTS as REGISTRY_ENDPOINTS
 from tracking_core.api.routing import add_endpoints
 from tracking_core.keys import CONFIG, STORES, Stores
 from tracking_core.store.database import Database, create_engine
@@ -16,16 +17,20 @@ from tracking_core.store.experiments import ExperimentStore
 from tracking_core.store.logged_models import LoggedModelStore
 from tracking_core.store.logging import RunLogStore
 from tracking_core.store.metric_history import MetricHistoryStore
+from tracking_core.store.registry import open_registry
 from tracking_core.store.runs import RunStore
 
 TRACKING_ENDPOINTS = (
     *experiments.ENDPOINTS, *runs.ENDPOINTS, *logged_models.ENDPOINTS, *run_artifacts.ENDPOINTS,
+    *REGISTRY_ENDPOINTS,
 )
 
 
 async def _stores_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     db = Database(create_engine(config))
+    # Its own engine only when --registry-store-uri names another database.
+    model_registry = open_registry(config, db)
     app[STORES] = Stores(
         db=db,
         experiments=ExperimentStore(db, config.effective_default_artifact_root),
@@ -33,8 +38,10 @@ async def _stores_ctx(app: web.Application) -> AsyncIterator[None]:
         run_logs=RunLogStore(db),
         metric_history=MetricHistoryStore(db),
         logged_models=LoggedModelStore(db),
+        registry=model_registry,
     )
     yield
+    await model_registry.close()
     await db.close()
 
 

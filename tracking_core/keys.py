@@ -13,6 +13,7 @@ from tracking_core.store.experiments import ExperimentStore
 from tracking_core.store.logged_models import LoggedModelStore
 from tracking_core.store.logging import RunLogStore
 from tracking_core.store.metric_history import MetricHistoryStore
+from tracking_core.store.registry import RegistryStore
 from tracking_core.store.runs import RunStore
 
 
@@ -26,6 +27,7 @@ class Stores:
     run_logs: RunLogStore
     metric_history: MetricHistoryStore
     logged_models: LoggedModelStore
+    registry: RegistryStore
 
 
 CONFIG = web.AppKey("config", Config)

@@ -91,9 +91,13 @@ async def _run(uri: str, config: Config, action: Any) -> Any:
         await engine.dispose()
 
 
-async def prepare(config: Config) -> None:
-    """Make the configured database servable: initialise it if empty, else check it is current."""
-    uri = config.backend_store_uri
+async def prepare(config: Config, uri: str | None = None) -> None:
+    """Make a database servable: initialise it if empty, else check it is current.
+
+    `uri` defaults to the tracking database; `prepare_all` also passes the registry's.
+    """
+    uri = uri or config.backend_store_uri
+    option = "--backend-store-uri" if uri == config.backend_store_uri else "--registry-store-uri"
     head = head_revision()
 
     async def action(conn: AsyncConnection) -> None:
@@ -101,7 +105,7 @@ async def prepare(config: Config) -> None:
         if current is None and "experiments" in table_names:
             raise SchemaError(
                 f"The database {mask_uri(uri)} holds tables that trackgate did not create (an MLflow "
-                "database?). Point --backend-store-uri at a new database."
+                f"database?). Point {option} at a new database."
             )
         if current is None:
             await conn.run_sync(_upgrade)
@@ -116,6 +120,17 @@ async def prepare(config: Config) -> None:
         await _run(uri, config, action)
     except sa.exc.OperationalError as exc:
         raise SchemaError(f"Cannot open the database {mask_uri(uri)}: {exc.orig}") from None
+
+
+async def prepare_all(config: Config) -> None:
+    """Prepare the tracking database and, when --registry-store-uri names another, the registry's.
+
+    The registry database gets the whole schema (one Alembic history for both); only its
+    registry tables are used.
+    """
+    await prepare(config)
+    if config.effective_registry_store_uri != config.backend_store_uri:
+        await prepare(config, config.effective_registry_store_uri)
 
 
 async def upgrade(config: Config, uri: str) -> tuple[str | None, str]:
