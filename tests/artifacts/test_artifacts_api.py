@@ -198,6 +198,12 @@ async def test_run_artifact_list_and_ui_download(core: Core) -> None:
             "/model-versions/get-artifact", params={"name": "m", "version": "1", "path": "MLmodel"}
         )
         assert r.status == 404 and (await r.json())["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+        # A registered version whose source is a folder of the run.
+        assert (await c.post("/api/2.0/mlflow/registered-models/create", json={"name": "m"})).status == 200
+        version = {"name": "m", "source": f"runs:/{run_id}/sub", "run_id": run_id}
+        assert (await c.post("/api/2.0/mlflow/model-versions/create", json=version)).status == 200
+        r = await c.get("/model-versions/get-artifact", params={"name": "m", "version": "1", "path": "w.txt"})
+        assert r.status == 200 and await r.read() == b"weights"
 
 
 async def test_no_serve_artifacts(core: Core, tmp_path: Path) -> None:

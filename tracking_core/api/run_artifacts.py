@@ -18,7 +18,7 @@ from tracking_core.api.wire import Field
 from tracking_core.artifacts import paths
 from tracking_core.errors import invalid, not_found
 from tracking_core.keys import ARTIFACTS, stores
-from tracking_core.store.artifact_locations import model_version_artifact_uri, run_artifact_uri
+from tracking_core.store.artifact_locations import run_artifact_uri
 
 
 async def _run_root(request: web.Request, run_id: str | None) -> str:
@@ -63,9 +63,8 @@ async def get_model_version_artifact(request: web.Request) -> web.StreamResponse
     name, version = query.get("name"), query.get("version", "")
     if not name or not version.strip().isdigit():
         raise invalid("Parameters 'name' and a numeric 'version' are required.")
-    root = await model_version_artifact_uri(stores(request).db, name, int(version))
-    if root is None:
-        raise not_found(f"Model Version (name={name}, version={version}) not found")
+    # The same location model-versions/get-download-uri answers (404 for an unknown version).
+    root = await stores(request).registry.versions.download_uri(name, int(version))
     relative = paths.clean(query.get("path"), allow_root=False)
     repo, where = await request.app[ARTIFACTS].locate(root, relative)
     return await send_file(request, repo, where, paths.basename(relative))
