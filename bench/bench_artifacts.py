@@ -236,9 +236,8 @@ def main() -> None:
         digest = make_file(data, args.size_mib * MiB)
         big_digest = make_file(big, args.memory_size_mib * MiB)
         results = measure(args.servers.split(","), work, data, digest, args.rounds, big, big_digest)
-    print(
-        f"\n{args.size_mib} MiB transfers, median of {args.rounds}; memory while moving {args.memory_size_mib} MiB"
-    )
+    print(f"\n{args.size_mib} MiB transfers, median of {args.rounds}; "
+          f"memory while moving {args.memory_size_mib} MiB")  # fmt: skip
     print(f"{'server':<10} {'up MB/s':>9} {'down MB/s':>10} {'idle MiB':>9} {'+up MiB':>8} {'+down MiB':>10}")
     for kind, r in results.items():
         print(f"{kind:<10} {r['upload_mbps']:>9.0f} {r['download_mbps']:>10.0f} {r['idle_rss_mib']:>9.0f} "
