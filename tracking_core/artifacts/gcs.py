@@ -64,7 +64,10 @@ class GcsRepository(ArtifactRepository):
 
     async def _request(self, method: str, url: URL | str, **kwargs: Any) -> aiohttp.ClientResponse:
         headers = {**kwargs.pop("headers", {}), **await self.backend.tokens.headers()}
-        return await self.backend.session.request(method, url, headers=headers, **kwargs)
+        # GCS answers an accepted upload chunk with 308 "Resume Incomplete", which is no redirect.
+        return await self.backend.session.request(
+            method, url, headers=headers, allow_redirects=False, **kwargs
+        )
 
     async def upload(self, path: str, chunks: AsyncIterable[bytes], content_type: str | None = None) -> int:
         if not path:
