@@ -77,6 +77,7 @@ async def test_range(client: TestClient, header: str, status: int, expected: tup
     assert r.status == status
     if expected is None:
         assert r.headers["Content-Range"] == "bytes */1000"
+        assert (await r.json())["error_code"] == "INVALID_PARAMETER_VALUE"
         return
     start, end = expected
     assert await r.read() == data[start : end + 1]

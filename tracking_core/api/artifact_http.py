@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from tracking_core.api.routing import json_response
 from tracking_core.artifacts.repository import CHUNK_SIZE, ArtifactNotFound, ArtifactRepository, IsADirectory
 from tracking_core.errors import invalid
 
@@ -101,7 +102,17 @@ async def send_file(
     if found.is_dir:
         raise IsADirectory(path)
     size = found.size or 0
-    byte_range = parse_range(request.headers.get("Range"), size)
+    try:
+        byte_range = parse_range(request.headers.get("Range"), size)
+    except web.HTTPRequestRangeNotSatisfiable as exc:
+        # In MLflow's error shape like every other failure, with the size a client needs to retry.
+        body = {
+            "error_code": "INVALID_PARAMETER_VALUE",
+            "message": f"Range not satisfiable: the file has {size} bytes.",
+        }
+        response = json_response(body, status=416)
+        response.headers["Content-Range"] = exc.headers["Content-Range"]
+        return response
     headers = {
         "Content-Type": content_type(name),
         "Content-Disposition": disposition(name),
