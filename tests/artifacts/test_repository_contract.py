@@ -99,11 +99,11 @@ async def test_overwrite_replaces(repo: ArtifactRepository) -> None:
 async def test_list_one_level_with_basenames(repo: ArtifactRepository) -> None:
     for path, body in [("root.txt", b"1"), ("dir/a.txt", b"22"), ("dir/sub/b.txt", b"333"), ("dir2/c", b"")]:
         await repo.upload(path, stream(body))
-    assert await repo.list("") == [Entry("dir", True), Entry("dir2", True), Entry("root.txt", False, 1)]
-    assert await repo.list("dir") == [Entry("a.txt", False, 2), Entry("sub", True)]
-    assert await repo.list("dir/sub") == [Entry("b.txt", False, 3)]
-    assert await repo.list("dir/a.txt") is None, "a file is not a directory"
-    assert await repo.list("nope") is None
+    assert await repo.list_dir("") == [Entry("dir", True), Entry("dir2", True), Entry("root.txt", False, 1)]
+    assert await repo.list_dir("dir") == [Entry("a.txt", False, 2), Entry("sub", True)]
+    assert await repo.list_dir("dir/sub") == [Entry("b.txt", False, 3)]
+    assert await repo.list_dir("dir/a.txt") is None, "a file is not a directory"
+    assert await repo.list_dir("nope") is None
     assert await repo.stat("dir") == Stat(is_dir=True)
 
 
@@ -121,7 +121,7 @@ async def test_delete_file_and_tree_but_not_siblings(repo: ArtifactRepository) -
     # A shared name prefix is not a shared directory.
     assert await repo.stat("run/artifacts2/keep.txt") == Stat(is_dir=False, size=4)
     await repo.delete("run/keep.txt")
-    assert await repo.list("run") == [Entry("artifacts2", True)]
+    assert await repo.list_dir("run") == [Entry("artifacts2", True)]
     await repo.delete("never/existed")  # no error
 
 
@@ -142,7 +142,7 @@ async def test_interrupted_upload_leaves_nothing(repo: ArtifactRepository, size:
             await repo.upload(path, failing(data, after=size - MiB))
     assert await repo.stat("fresh.bin") is None
     assert await read_all(repo, "keep/old.bin") == b"previous"
-    assert await repo.list("") == [Entry("keep", True)]
+    assert await repo.list_dir("") == [Entry("keep", True)]
     if isinstance(repo, LocalRepository):
         leftovers = [n for _, _, files in os.walk(repo.root) for n in files if n.startswith(TEMP_PREFIX)]
         assert leftovers == []

@@ -110,9 +110,9 @@ async def send_file(
             "error_code": "INVALID_PARAMETER_VALUE",
             "message": f"Range not satisfiable: the file has {size} bytes.",
         }
-        response = json_response(body, status=416)
-        response.headers["Content-Range"] = exc.headers["Content-Range"]
-        return response
+        refused = json_response(body, status=416)
+        refused.headers["Content-Range"] = exc.headers["Content-Range"]
+        return refused
     headers = {
         "Content-Type": content_type(name),
         "Content-Disposition": disposition(name),

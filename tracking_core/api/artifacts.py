@@ -73,7 +73,7 @@ async def download(request: web.Request) -> web.StreamResponse:
 
 async def list_artifacts(request: web.Request) -> web.Response:
     path = paths.clean(request.query.get("path"))
-    entries = await _destination(request).list(path)
+    entries = await _destination(request).list_dir(path)
     if not entries:
         return json_response({})
     files = [

@@ -35,7 +35,7 @@ async def list_run_artifacts(request: web.Request, a: dict[str, Any]) -> dict[st
     root = await _run_root(request, a["run_id"])
     relative = paths.clean(a["path"])
     repo, where = await request.app[ARTIFACTS].locate(root, relative)
-    entries = await repo.list(where) or []
+    entries = await repo.list_dir(where) or []
     files = []
     for e in entries:
         item: dict[str, Any] = {"path": paths.join(relative, e.name), "is_dir": e.is_dir}

@@ -171,7 +171,7 @@ class GcsRepository(ArtifactRepository):
                 return
             query["pageToken"] = token
 
-    async def list(self, path: str) -> list[Entry] | None:
+    async def list_dir(self, path: str) -> list[Entry] | None:
         prefix = self.key(path)
         prefix = prefix + "/" if prefix else ""
         entries: list[Entry] = []

@@ -97,7 +97,7 @@ class LocalRepository(ArtifactRepository):
         last = size - 1 if end is None else min(end, size - 1)
         return Download(size=size, start=first, end=last, chunks=_read(f, first, last))
 
-    async def list(self, path: str) -> list[Entry] | None:
+    async def list_dir(self, path: str) -> list[Entry] | None:
         target = self._path(path)
         return await asyncio.to_thread(_scan, target)
 

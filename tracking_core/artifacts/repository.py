@@ -134,7 +134,7 @@ class ArtifactRepository(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def list(self, path: str) -> list[Entry] | None:
+    async def list_dir(self, path: str) -> list[Entry] | None:
         """The direct children of directory `path`, sorted by name; None if it is no directory."""
 
     @abc.abstractmethod

@@ -151,7 +151,7 @@ class S3Repository(ArtifactRepository):
         first = start or 0
         return Download(size=total, start=first, end=first + length - 1, chunks=_body(obj["Body"]))
 
-    async def list(self, path: str) -> list[Entry] | None:
+    async def list_dir(self, path: str) -> list[Entry] | None:
         prefix = self.key(path)
         prefix = prefix + "/" if prefix else ""
         entries: list[Entry] = []
