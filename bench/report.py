@@ -38,13 +38,6 @@ FIGURES: list[Figure] = [
     ),
     Figure("search_runs p50 (filter, N runs)", "search", "p50_ms", "ms", False, target_speedup=10),
     Figure("search_runs p99", "search", "p99_ms", "ms", False),
-    Figure(
-        "populate for search (create+log_batch, 16 clients)",
-        "search",
-        "setup.populate_runs_per_s",
-        "runs/s",
-        True,
-    ),
     Figure("get-history, all points", "history", "seconds", "s", False, target_speedup=10, fmt="{:,.3f}"),
     Figure(
         "create_run, 64 clients: errors", "burst_c64", "errors", "count", False, target_max=0, fmt="{:,.0f}"
@@ -153,6 +146,19 @@ def markdown(
         cells.append(row["target"] or "")
         cells.append("" if row["met"] is None else ("yes" if row["met"] else "**NO**"))
         lines.append("| " + " | ".join(cells) + " |")
+    busy = foreign_load(results)
+    if busy:
+        mean, worst, where = busy
+        lines += [
+            "",
+            f"Other processes on the machine used {mean:.0%} of the CPUs on average during the "
+            f"measurements (worst {worst:.0%}, {where})."
+            + (
+                " **The figures are disturbed: rerun on a quiet machine or with --wait-idle.**"
+                if mean > 0.10 or worst > 0.25
+                else ""
+            ),
+        ]
     notes = []
     for row in rows:
         for n, err in row["errors"].items():
@@ -162,3 +168,17 @@ def markdown(
     if notes:
         lines += ["", "Failures (a figure that failed verification does not count):", *notes]
     return "\n".join(lines)
+
+
+def foreign_load(results: dict[str, Any]) -> tuple[float, float, str] | None:
+    """(mean, worst, where) share of the CPUs used by other processes during measured rounds."""
+    samples = []
+    for name, server in results["servers"].items():
+        for scenario, entry in server.get("scenarios", {}).items():
+            for r in entry.get("rounds", []):
+                if "foreign_cpu_share" in r:
+                    samples.append((r["foreign_cpu_share"], f"{scenario} on {name}"))
+    if not samples:
+        return None
+    worst = max(samples)
+    return statistics.fmean(s for s, _ in samples), worst[0], worst[1]

@@ -30,7 +30,17 @@ if __package__ in (None, ""):  # `python bench/run.py`: make `import bench` work
 from bench import report
 from bench.client import RequestFailed, VerificationFailed
 from bench.scenarios import FULL, QUICK, SCENARIOS, Scenario, Sizes, warm_up
-from bench.servers import MLFLOW, MLFLOW_W1, REPO_ROOT, TRACKGATE, ServerFailed, ServerProcess, ServerSpec
+from bench.servers import (
+    MLFLOW,
+    MLFLOW_W1,
+    REPO_ROOT,
+    TRACKGATE,
+    ServerFailed,
+    ServerProcess,
+    ServerSpec,
+    own_cpu,
+    system_cpu,
+)
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SPECS = {s.name: s for s in (TRACKGATE, MLFLOW, MLFLOW_W1)}
@@ -72,8 +82,10 @@ class Bench:
         workdir: Path,
         include_skipped: frozenset[str] = frozenset(),
         settle_max: float = 30.0,
+        wait_idle_max: float = 0.0,
     ):
         self.specs = specs
+        self.wait_idle_max = wait_idle_max
         self.include_skipped = include_skipped
         self.settle_max = settle_max
         self.sizes = sizes
@@ -93,23 +105,33 @@ class Bench:
             last = n == self.sizes.startups - 1
             for spec in rotated(self.specs, n):
                 server = ServerProcess(spec, self.workdir / f"{spec.name}-{n}")
+                (busy0, total0), self0 = system_cpu(), own_cpu()
                 try:
                     ready = await server.start()
                 except ServerFailed as exc:
                     log(f"{spec.name}: did not start: {exc}")
                     self._rec(spec.name)["startup_error"] = str(exc)
                     continue
-                await settle(server, max_wait=self.settle_max)
-                sample = {"ready_s": ready, **server.memory()}
-                self._rec(spec.name)["startup_samples"].append(sample)
-                log(
-                    f"{spec.name}: ready in {ready:.2f} s; idle PSS {sample['pss_mb']:.0f} MB, "
-                    f"RSS {sample['rss_mb']:.0f} MB, {sample['processes']} processes"
-                )
+                busy1, total1 = system_cpu()
+                foreign = busy1 - busy0 - server.cpu_seconds() - (own_cpu() - self0)
+                sample = {
+                    "ready_s": ready,
+                    "foreign_cpu_share": max(0.0, foreign / max(total1 - total0, 1e-9)),
+                }
                 if last:
+                    # Idle memory once, on the instance that stays up, after its background start-up
+                    # work (mlflow's job runner spawns its consumers after /health answers) is done.
+                    await settle(server, max_wait=self.settle_max)
+                    sample.update(server.memory())
                     self.servers[spec.name] = server
+                    log(
+                        f"{spec.name}: ready in {ready:.2f} s; idle PSS {sample['pss_mb']:.0f} MB, "
+                        f"RSS {sample['rss_mb']:.0f} MB, {sample['processes']} processes"
+                    )
                 else:
                     server.stop()
+                    log(f"{spec.name}: ready in {ready:.2f} s")
+                self._rec(spec.name)["startup_samples"].append(sample)
         for spec in self.specs:
             rec = self._rec(spec.name)
             entry: dict[str, Any] = {"rounds": rec["startup_samples"]}
@@ -119,12 +141,37 @@ class Bench:
                 entry["error"] = rec.get("startup_error", "did not start")
             rec["scenarios"]["startup"] = entry
 
+    async def wait_idle(self) -> None:
+        """Wait (at most --wait-idle seconds) until the rest of the machine uses < 10 % of the CPUs."""
+        deadline = time.monotonic() + self.wait_idle_max
+        while time.monotonic() < deadline:
+            ours0 = sum(s.cpu_seconds() for s in self.servers.values()) + own_cpu()
+            busy0, total0 = system_cpu()
+            await asyncio.sleep(1.0)
+            ours1 = sum(s.cpu_seconds() for s in self.servers.values()) + own_cpu()
+            busy1, total1 = system_cpu()
+            if (busy1 - busy0 - (ours1 - ours0)) / max(total1 - total0, 1e-9) < 0.10:
+                return
+        if self.wait_idle_max > 0:
+            log("the machine is still busy with other work; measuring anyway (see foreign_cpu_share)")
+
     async def warm_up(self) -> None:
         for name, server in self.servers.items():
             try:
                 await warm_up(server.base_url, self.sizes.concurrency, iterations=min(3, self.sizes.rounds))
             except Exception as exc:
                 log(f"{name}: warm-up failed: {error_text(exc)}")
+
+    async def _setup(self, scenario: Scenario, name: str, entry: dict[str, Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            state, figures = await scenario.setup(self.servers[name].base_url, self.sizes)
+        except Exception as exc:
+            entry["error"] = "setup: " + error_text(exc)
+            log(f"{scenario.name} / {name}: setup FAILED: {entry['error']}")
+            return None
+        entry["setup"] = {**figures, "seconds": time.perf_counter() - started, "concurrent_with_others": True}
+        return state
 
     async def run_scenarios(self) -> None:
         for scenario in self.scenarios:
@@ -139,21 +186,18 @@ class Bench:
                 )
                 for n in names
             }
-            states: dict[str, Any] = {}
-            for n in names:
-                try:
-                    started = time.perf_counter()
-                    states[n], setup_figures = await scenario.setup(self.servers[n].base_url, self.sizes)
-                    entries[n]["setup"] = {**setup_figures, "seconds": time.perf_counter() - started}
-                except Exception as exc:
-                    entries[n]["error"] = "setup: " + error_text(exc)
-                    log(f"{scenario.name} / {n}: setup FAILED: {entries[n]['error']}")
-            for r in range(self.sizes.rounds):
+            # Untimed setup (populating) of all servers at once: it is not what is measured, and
+            # sequentially it would take mlflow alone minutes for the 5,000-run search.
+            setups = await asyncio.gather(*(self._setup(scenario, n, entries[n]) for n in names))
+            states = dict(zip(names, setups, strict=True))
+            rounds = min(self.sizes.rounds, scenario.max_rounds or self.sizes.rounds)
+            for r in range(rounds):
                 for n in rotated(names, r):
                     if n not in states or entries[n].get("error"):
                         continue
                     server = self.servers[n]
-                    cpu0 = server.cpu_seconds()
+                    await self.wait_idle()
+                    cpu0, self0, (busy0, total0) = server.cpu_seconds(), own_cpu(), system_cpu()
                     try:
                         fig = await scenario.measure(server.base_url, self.sizes, states[n], r)
                     except Exception as exc:
@@ -161,6 +205,11 @@ class Bench:
                         log(f"{scenario.name} / {n}: round {r + 1} FAILED: {entries[n]['error']}")
                         continue
                     fig["server_cpu_s"] = server.cpu_seconds() - cpu0
+                    busy1, total1 = system_cpu()
+                    # CPU used meanwhile by processes other than this server and the load generator
+                    # (other servers idling, anything else on the machine), as a share of all CPUs.
+                    foreign = (busy1 - busy0) - fig["server_cpu_s"] - (own_cpu() - self0)
+                    fig["foreign_cpu_share"] = max(0.0, foreign / max(total1 - total0, 1e-9))
                     entries[n]["rounds"].append(fig)
                     shown = {
                         k: round(v, 2) for k, v in fig.items() if isinstance(v, float) and k != "server_cpu_s"
@@ -238,6 +287,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--rounds", type=int, help="override the number of measured rounds")
     p.add_argument("--startups", type=int, help="override the number of cold starts per server")
+    p.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each measurement wait up to SECONDS for other processes on the machine "
+        "to use < 10%% of the CPUs (default 0: measure at once; the share is recorded)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temp dir (databases and server logs)")
     p.add_argument("--no-save", action="store_true", help="do not write bench/results/<timestamp>.json")
     return p.parse_args(argv)
@@ -274,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             workdir,
             include_skipped=frozenset({"mlflow-w1"}) if args.all_scenarios_w1 else frozenset(),
             settle_max=10.0 if args.quick else 30.0,
+            wait_idle_max=args.wait_idle,
         )
         results = asyncio.run(bench.run())
     finally:

@@ -42,12 +42,12 @@ class Sizes:
 FULL = Sizes(
     rounds=3,
     startups=3,
-    create_sequential=150,
-    create_concurrent=40,
-    log_metric_per_client=80,
+    create_sequential=100,
+    create_concurrent=25,
+    log_metric_per_client=50,
     log_batches=20,
     search_runs=5000,
-    search_queries=15,
+    search_queries=10,
     history_points=100_000,
     burst_seconds=20,
 )
@@ -150,6 +150,7 @@ async def warm_up(base_url: str, clients: int = 16, iterations: int = 3) -> None
 class Scenario:
     name: ClassVar[str]
     title: ClassVar[str]
+    max_rounds: ClassVar[int | None] = None  # cap on Sizes.rounds for long scenarios
 
     async def setup(self, base_url: str, sizes: Sizes) -> tuple[Any, dict[str, float]]:
         """(state handed to measure, untimed-setup figures for the record)."""
@@ -409,6 +410,7 @@ class MetricHistory(Scenario):
 class CreateRunBurst(Scenario):
     name = "burst_c64"
     title = "create_run, 64 clients for a fixed time"
+    max_rounds = 1
 
     async def measure(self, base_url, sizes, state, round_no):
         async with Client(base_url) as admin:

@@ -228,3 +228,18 @@ def smaps_rollup(pid: int) -> dict[str, int]:
         if parts and parts[0].isdigit():
             fields[key.strip()] = int(parts[0])
     return fields
+
+
+def system_cpu() -> tuple[float, float]:
+    """(busy, total) CPU-seconds of the whole machine since boot, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already counted in user
+    return (total - idle) / tick, total / tick
+
+
+def own_cpu() -> float:
+    """CPU-seconds used by this (load-generating) process."""
+    t = os.times()
+    return t.user + t.system
