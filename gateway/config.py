@@ -239,13 +239,16 @@ def load(
             values[setting.name] = setting.default
             sources[setting.name] = "default"
             continue
-        values[setting.name] = _convert(setting, raw, origin, problems)
+        found = len(problems)
+        value = _convert(setting, raw, origin, problems)
+        # A value that does not convert is validated as its default, so that the problems of
+        # every other setting are still reported in the same run.
+        values[setting.name] = setting.default if len(problems) > found else value
         sources[setting.name] = origin
     for name in env:
         if name.startswith("TRACKGATE_") and name[len("TRACKGATE_") :].lower() not in SETTINGS_BY_NAME:
             problems.append(f"environment variable {name} is not a trackgate setting.")
-    if not problems:
-        problems.extend(_validate(values, sources))
+    problems.extend(_validate(values, sources))
     if problems:
         raise ConfigError(problems)
     return Config(**values, sources=sources)
