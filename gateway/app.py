@@ -1,0 +1,142 @@
+"""The gateway application: its own health endpoints, the middleware stack, the proxy for the rest."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+import gateway
+from gateway import keys, proxy
+from gateway.config import Config
+from gateway.drain import Drain
+from gateway.supervisor import READY_PATH, PrepareSchema, supervisor_context
+
+log = logging.getLogger("trackgate.gateway")
+
+# A client's X-Request-Id is kept only if it is short and plain, so it is safe in logs and headers.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+
+# (status, error_code) for failures the gateway itself answers, in MLflow's error shape.
+_ERROR_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "ENDPOINT_NOT_FOUND",
+    413: "RESOURCE_EXHAUSTED",
+    429: "RESOURCE_EXHAUSTED",
+    503: "TEMPORARILY_UNAVAILABLE",
+}
+
+
+def build_gateway_app(
+    config: Config,
+    *,
+    core_command: Sequence[str] | None = None,
+    prepare_schema: PrepareSchema | None = None,
+) -> web.Application:
+    """The public application. `core_command` / `prepare_schema` replace the real tracking-core
+    worker and schema bootstrap (the gateway's own tests use a stand-in worker)."""
+    drain = Drain()
+    app = web.Application(middlewares=build_middlewares(drain))
+    app[keys.config] = config
+    app[keys.drain] = drain
+    # Order matters: the supervisor's context brings the core up (and, on cleanup, stops it
+    # last); the proxy session opens on the socket the supervisor bound and closes first.
+    app.cleanup_ctx.append(supervisor_context(core_command, prepare_schema))
+    app.cleanup_ctx.append(proxy.core_session_context)
+    app.on_response_prepare.append(_stamp_response)
+    app.on_response_prepare.append(drain.on_response_prepare)
+    app.router.add_get("/healthz", healthz, allow_head=True)
+    app.router.add_get("/readyz", readyz, allow_head=True)
+    app.router.add_route("*", "/{tail:.*}", proxy.proxy_handler)
+    return app
+
+
+def build_middlewares(drain: Drain) -> list[Middleware]:
+    """The middleware stack, outermost first. Why this order:
+
+    0. drain tracking outermost: a SIGTERM waits for every request the gateway is handling,
+       whatever the layers below do with it.
+    1. request ids next: every layer below, every log line and every response (including the
+       error responses the layers below produce) can carry the id.
+    2. errors next: whatever goes wrong below (a bug, an auth failure) is answered in MLflow's
+       JSON error shape with the request id, never as a traceback or aiohttp's text/plain page.
+    3. AUTHENTICATION GOES HERE (a later issue): inside the error handler so a 401 is rendered in
+       the same shape; before the proxy so only authenticated requests reach the core, and the
+       identity headers the core trusts are set from the authenticated identity alone (the proxy
+       already drops every client-sent one).
+    The proxy itself is the handler, not a middleware: /healthz and /readyz are routes next to it.
+    """
+    return [drain.middleware, request_id_middleware, error_middleware]
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    supplied = request.headers.get("X-Request-Id", "")
+    request[keys.request_id] = supplied if _REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
+    return await handler(request)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _ERROR_CODES.get(exc.status, "INTERNAL_ERROR" if exc.status >= 500 else "BAD_REQUEST")
+        return error_response(exc.status, code, exc.reason, headers=exc.headers)
+    except Exception:
+        log.exception("request %s failed: %s %s", request[keys.request_id], request.method, request.path)
+        return error_response(
+            500, "INTERNAL_ERROR", f"Internal error (request id {request[keys.request_id]})."
+        )
+
+
+def error_response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    headers = {
+        k: v for k, v in (headers or {}).items() if k.lower() not in ("content-type", "content-length")
+    }
+    body = json.dumps({"error_code": code, "message": message})
+    return web.Response(status=status, text=body, content_type="application/json", headers=headers)
+
+
+async def _stamp_response(request: web.Request, response: web.StreamResponse) -> None:
+    # on_response_prepare reaches streamed responses too, whose headers leave before a
+    # middleware could see them.
+    response.headers["X-Trackgate-Version"] = gateway.__version__
+    if (request_id := request.get(keys.request_id)) is not None:
+        response.headers["X-Request-Id"] = request_id
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The gateway process is alive (says nothing about the core: that is /readyz)."""
+    return web.Response(text="OK")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready only while the core is up and answers that its database is reachable."""
+    supervisor = request.app[keys.supervisor]
+    if not supervisor.available:
+        return _readiness(503, "the tracking core is not available")
+    probe = await supervisor.probe(READY_PATH)
+    if probe.ok:
+        return _readiness(200, None)
+    detail = f"the tracking core answered HTTP {probe.status}" if probe.status else probe.body
+    return _readiness(503, detail)
+
+
+def _readiness(status: int, detail: str | None) -> web.Response:
+    body = {"status": "ok"} if detail is None else {"status": "unavailable", "detail": detail}
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return web.Response(
+        status=status, text=json.dumps(body), content_type="application/json", headers=headers
+    )

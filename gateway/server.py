@@ -1,0 +1,106 @@
+"""Run the gateway: core first, public port last; drain and exit 0 on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+
+from aiohttp import web
+
+from gateway import keys
+from gateway.app import build_gateway_app
+from gateway.config import Config, mask_uri
+from gateway.supervisor import CoreStartupError
+
+log = logging.getLogger("trackgate.server")
+
+CLEANUP_GRACE = 2.0
+
+
+def make_runner(config: Config, app: web.Application) -> web.AppRunner:
+    return web.AppRunner(
+        app,
+        # The drain proper happens before cleanup (see gateway.drain); this only bounds how long
+        # cleanup waits for the last response bytes of handlers that had just returned.
+        shutdown_timeout=CLEANUP_GRACE,
+        # Request bodies go to the core byte for byte, still compressed if the client compressed them.
+        auto_decompress=False,
+        handle_signals=False,
+    )
+
+
+async def start(config: Config, app: web.Application | None = None) -> web.AppRunner:
+    """Bring the core up and healthy, then (and only then) bind the public port.
+
+    Binding last means a platform's TCP startup probe, and every client, sees a closed port
+    until the core can answer: the lesson of proxies that came up before their server.
+    """
+    runner = make_runner(config, app or build_gateway_app(config))
+    started = time.monotonic()
+    try:
+        await runner.setup()  # runs the supervisor's cleanup_ctx: workers up, core ready
+        log.info("core ready in %.2f s", time.monotonic() - started)
+        site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    for host, port in (a[:2] for a in runner.addresses):
+        shown = f"[{host}]" if ":" in host else host
+        log.info("listening on http://%s:%d%s", shown, port, config.static_prefix)
+    return runner
+
+
+async def serve(config: Config) -> int:
+    """Serve until SIGTERM/SIGINT; return the process exit code."""
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_requested.set)
+    log.info(
+        "starting trackgate: %d core worker(s), tracking database %s",
+        config.workers,
+        mask_uri(config.backend_store_uri),
+    )
+    # A signal during startup must abort the wait for the core, not be queued behind it.
+    starting = asyncio.create_task(start(config))
+    stopping = asyncio.create_task(stop_requested.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        log.info("stopped before the core was ready")
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, CoreStartupError):
+            await starting
+        return 0
+    try:
+        runner = starting.result()
+    except CoreStartupError as exc:
+        stopping.cancel()
+        log.error("cannot start: %s", exc)
+        return 1
+    await stopping
+    log.info("draining in-flight requests (up to %g s), then stopping the core", config.drain_timeout)
+    await stop(runner)
+    log.info("stopped")
+    return 0
+
+
+async def stop(runner: web.AppRunner) -> None:
+    """Drain (no new connections, in-flight requests finish), then stop the core and clean up."""
+    await runner.app[keys.drain].drain(runner, runner.app[keys.config].drain_timeout)
+    await runner.cleanup()
+
+
+def run(config: Config) -> int:
+    logging.basicConfig(
+        level=config.log_level.upper(), format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s"
+    )
+    # A line per request (aiohttp's access log) and alembic's migration chatter are noise at the
+    # default level; --log-level debug shows them.
+    quiet = logging.DEBUG if config.log_level.lower() == "debug" else logging.WARNING
+    for name in ("aiohttp.access", "alembic"):
+        logging.getLogger(name).setLevel(quiet)
+    return asyncio.run(serve(config))
