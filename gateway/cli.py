@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 import gateway
-from gateway import cli_db
+from gateway import cli_db, cli_gc
 from gateway import config as configuration
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
@@ -85,6 +85,7 @@ def run_server(args: argparse.Namespace) -> int:
 SUBCOMMANDS: list[tuple[str, AddArguments]] = [
     ("server", add_server_arguments),
     ("db", cli_db.add_db_arguments),
+    ("gc", cli_gc.add_gc_arguments),
 ]
 
 
