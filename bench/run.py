@@ -83,8 +83,10 @@ class Bench:
         include_skipped: frozenset[str] = frozenset(),
         settle_max: float = 30.0,
         wait_idle_max: float = 0.0,
+        trackgate_src: Path | None = None,
     ):
         self.specs = specs
+        self.trackgate_src = trackgate_src
         self.wait_idle_max = wait_idle_max
         self.include_skipped = include_skipped
         self.settle_max = settle_max
@@ -104,7 +106,7 @@ class Bench:
         for n in range(self.sizes.startups):
             last = n == self.sizes.startups - 1
             for spec in rotated(self.specs, n):
-                server = ServerProcess(spec, self.workdir / f"{spec.name}-{n}")
+                server = ServerProcess(spec, self.workdir / f"{spec.name}-{n}", source_dir=self.trackgate_src)
                 (busy0, total0), self0 = system_cpu(), own_cpu()
                 try:
                     ready = await server.start()
@@ -261,6 +263,8 @@ def meta(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
         "sizes": dataclasses.asdict(sizes),
         "git_commit": out(["git", "rev-parse", "HEAD"]),
         "git_dirty": bool(out(["git", "status", "--porcelain", "--untracked-files=no"])),
+        "trackgate_rev": args.trackgate_rev,
+        "trackgate_commit": out(["git", "rev-parse", args.trackgate_rev]) if args.trackgate_rev else None,
         "mlflow_version": mlflow_version,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
@@ -295,6 +299,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="before each measurement wait up to SECONDS for other processes on the machine "
         "to use < 10%% of the CPUs (default 0: measure at once; the share is recorded)",
     )
+    p.add_argument(
+        "--trackgate-rev",
+        metavar="REV",
+        help="run trackgate from `git archive REV` (e.g. HEAD) instead of the working tree, so that "
+        "uncommitted edits in progress do not end up in the figures",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temp dir (databases and server logs)")
     p.add_argument("--no-save", action="store_true", help="do not write bench/results/<timestamp>.json")
     return p.parse_args(argv)
@@ -322,6 +332,18 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="trackgate-bench-"))
     started = time.perf_counter()
+    trackgate_src = None
+    if args.trackgate_rev:
+        trackgate_src = workdir / "trackgate-src"
+        trackgate_src.mkdir()
+        archive = subprocess.run(
+            ["git", "archive", args.trackgate_rev], cwd=REPO_ROOT, capture_output=True, check=False
+        )
+        if archive.returncode != 0:
+            print(f"git archive {args.trackgate_rev}: {archive.stderr.decode().strip()}", file=sys.stderr)
+            shutil.rmtree(workdir, ignore_errors=True)
+            return 2
+        subprocess.run(["tar", "-x", "-C", str(trackgate_src)], input=archive.stdout, check=True)
     log(f"{'quick' if args.quick else 'full'} run: {', '.join(s.name for s in specs)}; temp dir {workdir}")
     try:
         bench = Bench(
@@ -332,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
             include_skipped=frozenset({"mlflow-w1"}) if args.all_scenarios_w1 else frozenset(),
             settle_max=10.0 if args.quick else 30.0,
             wait_idle_max=args.wait_idle,
+            trackgate_src=trackgate_src,
         )
         results = asyncio.run(bench.run())
     finally:

@@ -88,8 +88,12 @@ class ServerFailed(RuntimeError):
 class ServerProcess:
     """One running server: `await start()`, use `.base_url`, `stop()`."""
 
-    def __init__(self, spec: ServerSpec, workdir: Path, ready_timeout: float = 180.0):
+    def __init__(
+        self, spec: ServerSpec, workdir: Path, ready_timeout: float = 180.0, source_dir: Path | None = None
+    ):
+        """`source_dir`: where trackgate's code is run from (default: this checkout)."""
         self.spec = spec
+        self.source_dir = source_dir or REPO_ROOT
         self.workdir = workdir
         self.ready_timeout = ready_timeout
         self.port = free_port()
@@ -105,12 +109,14 @@ class ServerProcess:
         env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         env.setdefault("DO_NOT_TRACK", "true")
         env["PYTHONUNBUFFERED"] = "1"
+        if self.spec.kind == "trackgate" and self.source_dir != REPO_ROOT:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.source_dir), env.get("PYTHONPATH")]))
         log = open(self.log_path, "wb")  # noqa: SIM115 - handed to the child, closed in stop()
         self._log = log
         started = time.perf_counter()
         self.proc = subprocess.Popen(
             self.spec.command(self.port, self.workdir),
-            cwd=REPO_ROOT,
+            cwd=self.source_dir if self.spec.kind == "trackgate" else self.workdir,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
