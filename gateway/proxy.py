@@ -28,7 +28,7 @@ READ_IDLE_TIMEOUT = 600.0
 
 # RFC 9110 §7.6.1 hop-by-hop headers, plus Expect (this hop already answered 100-continue) and
 # Proxy-Connection (legacy). Content-Length is recomputed for each hop's framing.
-HOP_BY_HOP = frozenset(
+HOP_BY_HOP: frozenset[str] = frozenset(
     {
         "connection",
         "keep-alive",
@@ -61,31 +61,38 @@ def is_identity_header(name: str) -> bool:
     return folded in IDENTITY_HEADERS or folded.startswith(IDENTITY_PREFIXES)
 
 
-def _connection_tokens(pairs: Iterable[tuple[str, str]]) -> set[str]:
-    """Headers named in Connection are hop-by-hop for this message too (RFC 9110 §7.6.1)."""
-    return {
-        canonical(token)
-        for name, value in pairs
-        if canonical(name) == "connection"
-        for token in value.split(",")
-        if token.strip()
-    }
+_REQUEST_DROP = HOP_BY_HOP | {"x-request-id"}  # the request id is re-set from the validated one
+_RESPONSE_DROP = HOP_BY_HOP | {"content-length"}  # recomputed for the client-facing framing
 
 
-def _decode(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
-    # The raw header list, not request.headers: exact spelling and every duplicate, as sent.
-    return [(n.decode("utf-8", "replace"), v.decode("utf-8", "replace")) for n, v in raw]
+def _filtered(
+    raw: Iterable[tuple[bytes, bytes]], drop: frozenset[str], *, identity: bool
+) -> CIMultiDict[str]:
+    """The raw header list (exact spelling, every duplicate, as sent; not aiohttp's parsed view)
+    minus `drop`, the headers named in Connection (hop-by-hop for this message too, RFC 9110
+    §7.6.1) and, with `identity`, every identity header. Runs per request: one pass, one fold."""
+    kept: list[tuple[str, str, str]] = []
+    named_in_connection: set[str] = set()
+    for raw_name, raw_value in raw:
+        name = raw_name.decode("utf-8", "replace")
+        value = raw_value.decode("utf-8", "replace")
+        folded = canonical(name)
+        if folded == "connection":
+            named_in_connection.update(canonical(token) for token in value.split(","))
+        elif folded not in drop and not (
+            identity and (folded in IDENTITY_HEADERS or folded.startswith(IDENTITY_PREFIXES))
+        ):
+            kept.append((folded, name, value))
+    headers: CIMultiDict[str] = CIMultiDict()
+    for folded, name, value in kept:
+        if folded not in named_in_connection:
+            headers.add(name, value)
+    return headers
 
 
 def upstream_request_headers(request: web.Request, request_id: str) -> CIMultiDict[str]:
     """The client's headers minus hop-by-hop and identity headers, plus forwarding information."""
-    pairs = _decode(request.raw_headers)
-    drop = HOP_BY_HOP | _connection_tokens(pairs) | {"x-request-id"}
-    headers: CIMultiDict[str] = CIMultiDict()
-    for name, value in pairs:
-        if canonical(name) in drop or is_identity_header(name):
-            continue
-        headers.add(name, value)
+    headers = _filtered(request.raw_headers, _REQUEST_DROP, identity=True)
     headers["X-Request-Id"] = request_id
     forwarded_for = headers.get("X-Forwarded-For")
     remote = request.remote or ""
@@ -97,13 +104,7 @@ def upstream_request_headers(request: web.Request, request_id: str) -> CIMultiDi
 
 
 def downstream_response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
-    pairs = _decode(upstream.raw_headers)
-    drop = HOP_BY_HOP | _connection_tokens(pairs) | {"content-length"}
-    headers: CIMultiDict[str] = CIMultiDict()
-    for name, value in pairs:
-        if canonical(name) not in drop:
-            headers.add(name, value)
-    return headers
+    return _filtered(upstream.raw_headers, _RESPONSE_DROP, identity=False)
 
 
 def unavailable(message: str) -> web.Response:

@@ -88,6 +88,18 @@ async def test_header_forwarding(gw: Any, sent: list[str], stripped: list[str], 
     ]
 
 
+@pytest.mark.parametrize(
+    "line",
+    ["X-Forwarded-User : mallory", "X-Forwarded-User\t: mallory", " X-Forwarded-User: mallory"],
+    ids=["space-before-colon", "tab-before-colon", "leading-space"],
+)
+async def test_disguised_header_names_are_rejected_outright(gw: Any, line: str) -> None:
+    # Spellings a lenient parser might fold into X-Forwarded-User never reach the proxy at all.
+    head = "\n".join(["GET /echo HTTP/1.1", "Host: x", line, "Connection: close", ""])
+    status, _, _ = await raw_request(gw.port, head)
+    assert status == 400
+
+
 async def test_forwarding_headers_are_added(gw: Any) -> None:
     received = dict((k.lower(), v) for k, v in await echo_headers(gw.port, ["X-Forwarded-For: 203.0.113.9"]))
     assert received["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
