@@ -261,3 +261,18 @@ async def test_get_latest_versions(api: Api) -> None:
     )
     latest = (await get_model(api, name))["latest_versions"]
     assert [(v["version"], v["current_stage"]) for v in latest] == every
+
+
+async def test_many_long_aliases_come_back_whole(api: Api) -> None:
+    """Past 1024 characters of aliases (MySQL's GROUP_CONCAT limit), the list is read directly."""
+    name = await new_model(api)
+    await new_version(api, name)
+    await new_version(api, name)
+    aliases = sorted(f"alias-{i:03d}-" + "x" * 40 for i in range(40))
+    for i, alias in enumerate(aliases):
+        await api.post(f"{RM}/alias", {"name": name, "alias": alias, "version": str(1 + i % 2)})
+    model = await get_model(api, name)
+    assert [a["alias"] for a in model["aliases"]] == aliases
+    assert (await get_version(api, name, 1))["aliases"] == aliases[0::2]
+    found = await api.get(f"{MV}/search", {"filter": f"name = '{name}'", "order_by": "version_number"})
+    assert [v["aliases"] for v in found["model_versions"]] == [aliases[0::2], aliases[1::2]]

@@ -195,3 +195,43 @@ async def test_unknown_model_for_version_reads(api: Api) -> None:
     name = unique("missing")
     error = await api.get(f"{MV}/get", {"name": name, "version": "1"}, expect=404)
     assert error["message"] == f"Registered Model with name={name} not found"
+
+
+AWKWARD = [
+    {"key": "quote", "value": 'say "hi"'},
+    {"key": "backslash", "value": "C:\\path\\to"},
+    {"key": "newline", "value": "a\nb\tc"},
+    {"key": "unicode", "value": "ünïcødé ✓"},
+    {"key": "json-looking", "value": '{"a": [1, 2]}'},
+    {"key": "empty", "value": ""},
+]
+
+
+async def test_tag_values_come_back_byte_for_byte(api: Api) -> None:
+    name = await new_model(api, tags=AWKWARD)
+    await new_version(api, name, tags=AWKWARD)
+    expected = sorted(AWKWARD, key=lambda t: t["key"])
+    assert (await get_version(api, name, 1))["tags"] == expected
+    model = (await api.get(f"{RM}/search", {"filter": f"name = '{name}'"}))["registered_models"][0]
+    assert model["tags"] == expected and model["latest_versions"][0]["tags"] == expected
+
+
+async def test_tags_past_the_aggregate_limit_are_read_directly(api: Api) -> None:
+    """Over 1 MiB of tags on one version: MariaDB's JSON_ARRAYAGG stops at group_concat_max_len."""
+    name = await new_model(api)
+    tags = [{"key": f"big-{i:02d}", "value": chr(ord("a") + i) * 100_000} for i in range(11)]
+    await new_version(api, name, tags=tags)
+    assert (await get_version(api, name, 1))["tags"] == tags
+
+
+async def test_backends_without_the_json_aggregate_read_tags_directly(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracking_core.store import json_agg
+
+    name = await new_model(api, tags=[{"key": "m", "value": "1"}])
+    await new_version(api, name, tags=[{"key": "v", "value": "2"}])
+    monkeypatch.setattr(json_agg, "SUPPORTED", frozenset())
+    model = (await api.get(f"{RM}/search", {"filter": f"name = '{name}'"}))["registered_models"][0]
+    assert model["tags"] == [{"key": "m", "value": "1"}]
+    assert model["latest_versions"][0]["tags"] == [{"key": "v", "value": "2"}]

@@ -123,7 +123,7 @@ def select_model_versions(
     return (
         sa.select(mv.registered_model_id, mv.version)
         .select_from(model_versions.join(registered_models, registered_models.c.id == mv.registered_model_id))
-        .where(mv.deleted == sa.false(), *exclusions, *(_filter(c) for c in conditions))
+        .where(mv.deleted == sa.false(), *(_filter(c) for c in conditions), *exclusions)
         .order_by(*(direction(_COLUMNS[k.key], k.ascending) for k in _sort_keys(order_by)))
         .limit(limit)
         .offset(offset)

@@ -124,7 +124,7 @@ def select_registered_models(
     conditions, exclusions = prompt_filter(resolve_filter(filter_string, FILTER_RULES), _is_prompt)
     return (
         sa.select(registered_models.c.id)
-        .where(*exclusions, *(_filter(c) for c in conditions))
+        .where(*(_filter(c) for c in conditions), *exclusions)
         .order_by(*(direction(_COLUMNS[k.key], k.ascending) for k in _sort_keys(order_by)))
         .limit(limit)
         .offset(offset)

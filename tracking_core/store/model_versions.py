@@ -8,6 +8,7 @@ stripped of its source, tags and aliases, and is invisible to every read.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,12 +22,13 @@ from tracking_core.search.model_versions import select_model_versions
 from tracking_core.store.clock import now_ms
 from tracking_core.store.database import Database
 from tracking_core.store.model_sources import link_logged_model, resolve
+from tracking_core.store.registry_render import load_versions, render_versions
 from tracking_core.store.registry_rows import (
     ALIASES,
     MV,
     MV_TAGS,
     RM,
-    load_versions,
+    VERSION_ROW,
     require_model,
     require_version,
 )
@@ -34,6 +36,19 @@ from tracking_core.store.upsert import upsert
 
 READY = "READY"
 CREATE_ATTEMPTS = 3
+
+
+@functools.lru_cache(maxsize=256)
+def _search_statement(
+    filter_string: str | None, order_by: tuple[str, ...], limit: int, offset: int
+) -> sa.Select[Any]:
+    """One page's SELECT of whole rows (so rendering needs only the tags and aliases), built once per
+    distinct request: a repeated search skips parsing and SQLAlchemy's cache-key derivation.
+    Statements are immutable, so sharing one is safe; a bad filter raises and is not cached."""
+    stmt = select_model_versions(
+        filter_string=filter_string, order_by=list(order_by), limit=limit, offset=offset
+    )
+    return stmt.with_only_columns(*VERSION_ROW)
 
 
 class ModelVersionStore:
@@ -209,13 +224,11 @@ class ModelVersionStore:
         self, filter_string: str | None, order_by: list[str], max_results: int, token: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
         offset = page_token.decode(token)
-        stmt = select_model_versions(
-            filter_string=filter_string, order_by=order_by, limit=max_results + 1, offset=offset
-        )
+        stmt = _search_statement(filter_string, tuple(order_by), max_results + 1, offset)
         async with self.db.read() as conn:
-            keys = [(int(r[0]), int(r[1])) for r in await conn.execute(stmt)]
-            found = await load_versions(conn, keys[:max_results])
-        return found, page_token.encode(offset + max_results) if len(keys) > max_results else None
+            rows = (await conn.execute(stmt)).all()
+            found = await render_versions(conn, rows[:max_results])
+        return found, page_token.encode(offset + max_results) if len(rows) > max_results else None
 
     async def set_tag(self, name: str, version: int, key: str, value: str) -> None:
         async with self.db.write() as conn:

@@ -6,6 +6,7 @@ a delete removes the children explicitly (not relying on each backend's cascade 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,15 +16,15 @@ from tracking_core.search import page_token
 from tracking_core.search.registered_models import select_registered_models
 from tracking_core.store.clock import now_ms
 from tracking_core.store.database import Database
+from tracking_core.store.registry_render import load_models, load_versions, render_models, render_versions
 from tracking_core.store.registry_rows import (
     ALIASES,
+    MODEL_ROW,
     MV,
     MV_TAGS,
     RM,
     RM_TAGS,
-    latest_version_keys,
-    load_models,
-    load_versions,
+    latest_version_rows,
     require_model,
     require_version,
     version_not_found,
@@ -33,6 +34,19 @@ from tracking_core.store.upsert import upsert
 
 def _exists_error(name: str) -> Exception:
     return already_exists(f"Registered Model (name={name}) already exists.")
+
+
+@functools.lru_cache(maxsize=256)
+def _search_statement(
+    filter_string: str | None, order_by: tuple[str, ...], limit: int, offset: int
+) -> sa.Select[Any]:
+    """One page's SELECT of whole rows (so rendering needs only the child tables), built once per
+    distinct request: a repeated search skips parsing and SQLAlchemy's cache-key derivation.
+    Statements are immutable, so sharing one is safe; a bad filter raises and is not cached."""
+    stmt = select_registered_models(
+        filter_string=filter_string, order_by=list(order_by), limit=limit, offset=offset
+    )
+    return stmt.with_only_columns(*MODEL_ROW)
 
 
 class RegisteredModelStore:
@@ -103,20 +117,17 @@ class RegisteredModelStore:
         self, filter_string: str | None, order_by: list[str], max_results: int, token: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
         offset = page_token.decode(token)
-        stmt = select_registered_models(
-            filter_string=filter_string, order_by=order_by, limit=max_results + 1, offset=offset
-        )
+        stmt = _search_statement(filter_string, tuple(order_by), max_results + 1, offset)
         async with self.db.read() as conn:
-            ids = list((await conn.execute(stmt)).scalars())
-            found = await load_models(conn, ids[:max_results])
-        return found, page_token.encode(offset + max_results) if len(ids) > max_results else None
+            rows = (await conn.execute(stmt)).all()
+            found = await render_models(conn, rows[:max_results])
+        return found, page_token.encode(offset + max_results) if len(rows) > max_results else None
 
     async def latest_versions(self, name: str, stages: list[str] | None) -> list[dict[str, Any]]:
         """The highest live version in each stage (each of `stages`, or every stage)."""
         async with self.db.read() as conn:
             model = await require_model(conn, name)
-            keys = await latest_version_keys(conn, [model.id], stages or None)
-            return await load_versions(conn, keys)
+            return await render_versions(conn, await latest_version_rows(conn, [model.id], stages or None))
 
     async def set_tag(self, name: str, key: str, value: str) -> None:
         async with self.db.write() as conn:

@@ -1,8 +1,10 @@
-"""Reading the registry tables: lookups by name, and RegisteredModel / ModelVersion messages.
+"""The registry's rows: lookups by name, the column sets messages are built from, direct reads.
 
-Shared by the registered-model and model-version stores. Messages are built for many rows at
-once with one query per child table (tags, aliases, latest versions), in chunks so a 200,000
-version search stays under every backend's bind-parameter limit.
+A page of models or versions is read as whole rows that also carry their tags (a JSON array,
+see json_agg.py) and aliases (a comma-joined list), so rendering a page takes no further
+queries. When a backend cannot aggregate, or an aggregate may have been cut short, the
+`*_tags` / `*_aliases` functions here read the same data directly, in chunks that stay under
+every backend's bind-parameter limit.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.errors import not_found
 from tracking_core.store import tables
+from tracking_core.store.json_agg import key_value_list
 
 RM, MV = tables.registered_models, tables.model_versions
 RM_TAGS, MV_TAGS, ALIASES = (
@@ -23,10 +26,60 @@ RM_TAGS, MV_TAGS, ALIASES = (
     tables.registered_model_aliases,
 )
 
-CHUNK = 500
+CHUNK = 2000
 T = TypeVar("T")
-
 VersionKey = tuple[int, int]  # (registered_model_id, version)
+Tags = list[dict[str, str]]
+
+# MySQL's GROUP_CONCAT stops at group_concat_max_len (1024 bytes by default) without an error, so
+# an alias list that long may have been cut: it is read again directly (dozens of aliases).
+MAYBE_CUT = 1024
+
+_OF_VERSION = (MV.c.registered_model_id, MV.c.version)
+
+
+def _per_version(table: sa.Table) -> tuple[sa.ColumnElement[bool], ...]:
+    return (table.c.registered_model_id == MV.c.registered_model_id, table.c.version == MV.c.version)
+
+
+# Alias names are [A-Za-z0-9_-] only, so a comma-joined list needs no escaping.
+_VERSION_ALIASES = (
+    sa.select(sa.func.aggregate_strings(ALIASES.c.alias, ",")).where(*_per_version(ALIASES)).scalar_subquery()
+)
+_VERSION_TAGS = (
+    sa.select(key_value_list(MV_TAGS.c.key, MV_TAGS.c.value)).where(*_per_version(MV_TAGS)).scalar_subquery()
+)
+_MODEL_ALIASES = (
+    sa.select(sa.func.aggregate_strings(ALIASES.c.alias + ":" + sa.cast(ALIASES.c.version, sa.String), ","))
+    .where(ALIASES.c.registered_model_id == RM.c.id)
+    .scalar_subquery()
+)
+_MODEL_TAGS = (
+    sa.select(key_value_list(RM_TAGS.c.key, RM_TAGS.c.value))
+    .where(RM_TAGS.c.registered_model_id == RM.c.id)
+    .scalar_subquery()
+)
+
+# A version as rendered, unpacked in this order (by name, every row attribute costs a lookup,
+# which adds up over a 10,000-version page).
+VERSION_ROW = (
+    *_OF_VERSION,
+    RM.c.name.label("model_name"),
+    MV.c.creation_time,
+    MV.c.last_updated_time,
+    MV.c.current_stage,
+    MV.c.description,
+    MV.c.source,
+    MV.c.status,
+    MV.c.run_link,
+    MV.c.run_id,
+    MV.c.user_id,
+    MV.c.status_message,
+    MV.c.model_id,
+    _VERSION_TAGS.label("tags_json"),
+    _VERSION_ALIASES.label("alias_list"),
+)
+MODEL_ROW = (RM, _MODEL_TAGS.label("tags_json"), _MODEL_ALIASES.label("alias_list"))
 
 
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -54,151 +107,117 @@ async def require_model(conn: AsyncConnection, name: str, *, lock: bool = False)
 
 async def require_version(conn: AsyncConnection, model: Any, version: int) -> Any:
     """A live (not deleted) version of `model`."""
-    row = (
-        await conn.execute(
-            sa.select(MV).where(
-                MV.c.registered_model_id == model.id, MV.c.version == version, MV.c.deleted == sa.false()
-            )
-        )
-    ).first()
+    live = (MV.c.registered_model_id == model.id, MV.c.version == version, MV.c.deleted == sa.false())
+    row = (await conn.execute(sa.select(MV).where(*live))).first()
     if row is None:
         raise version_not_found(model.name, version)
     return row
 
 
-def render_version(row: Any, name: str, tags: list[dict[str, str]], aliases: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "name": name,
-        "version": str(row.version),
-        "creation_timestamp": row.creation_time,
-        "last_updated_timestamp": row.last_updated_time,
-        "current_stage": row.current_stage,
-        # MLflow emits these two as "" when unset, and clients read them unconditionally.
-        "description": row.description or "",
-        "source": row.source,
-        "status": row.status,
-        "run_link": row.run_link or "",
-    }
-    for optional in ("run_id", "user_id", "status_message", "model_id"):
-        if getattr(row, optional):
-            out[optional] = getattr(row, optional)
-    if tags:
-        out["tags"] = tags
-    if aliases:
-        out["aliases"] = aliases
-    return out
+# Statements built once with expanding parameters: SQLAlchemy derives a statement's cache key
+# on every execution of a freshly built statement, a cost that shows at this request rate.
+_IDS, _NUMBERS, _STAGES = (sa.bindparam(n, expanding=True) for n in ("ids", "numbers", "stages"))
+_VERSION_ROWS = (
+    sa.select(*VERSION_ROW)
+    .join(RM, RM.c.id == MV.c.registered_model_id)
+    # Two plain IN lists (model ids, version numbers) use the primary key on every backend;
+    # the few extra rows they admit are dropped by the caller.
+    .where(MV.c.registered_model_id.in_(_IDS), MV.c.version.in_(_NUMBERS), MV.c.deleted == sa.false())
+)
+_MODEL_ROWS = sa.select(*MODEL_ROW).where(RM.c.id.in_(_IDS))
 
 
-async def load_versions(conn: AsyncConnection, keys: Sequence[VersionKey]) -> list[dict[str, Any]]:
-    """ModelVersion messages for `keys`, in that order; deleted or unknown keys are skipped."""
-    found = await _versions_by_key(conn, keys)
-    return [found[k] for k in keys if k in found]
-
-
-async def _versions_by_key(
-    conn: AsyncConnection, keys: Sequence[VersionKey]
-) -> dict[VersionKey, dict[str, Any]]:
-    wanted = set(keys)
-    rows: dict[VersionKey, Any] = {}
-    tags: dict[VersionKey, list[dict[str, str]]] = {}
-    aliases: dict[VersionKey, list[str]] = {}
-    for chunk in chunks(sorted(wanted)):
-        # Two plain IN lists (model ids, version numbers) use the primary key on every backend;
-        # the few extra rows they admit are dropped against `wanted`.
-        model_ids = sorted({k[0] for k in chunk})
-        numbers = sorted({k[1] for k in chunk})
-        stmt = (
-            sa.select(MV, RM.c.name.label("model_name"))
-            .join(RM, RM.c.id == MV.c.registered_model_id)
-            .where(
-                MV.c.registered_model_id.in_(model_ids), MV.c.version.in_(numbers), MV.c.deleted == sa.false()
-            )
-        )
-        for row in await conn.execute(stmt):
-            if (row.registered_model_id, row.version) in wanted:
-                rows[(row.registered_model_id, row.version)] = row
-        tag_stmt = (
-            sa.select(MV_TAGS)
-            .where(MV_TAGS.c.registered_model_id.in_(model_ids), MV_TAGS.c.version.in_(numbers))
-            .order_by(MV_TAGS.c.key)
-        )
-        for tag in await conn.execute(tag_stmt):
-            tags.setdefault((tag.registered_model_id, tag.version), []).append(
-                {"key": tag.key, "value": tag.value}
-            )
-        alias_stmt = (
-            sa.select(ALIASES)
-            .where(ALIASES.c.registered_model_id.in_(model_ids), ALIASES.c.version.in_(numbers))
-            .order_by(ALIASES.c.alias)
-        )
-        for alias in await conn.execute(alias_stmt):
-            aliases.setdefault((alias.registered_model_id, alias.version), []).append(alias.alias)
-    return {
-        k: render_version(row, row.model_name, tags.get(k, []), aliases.get(k, [])) for k, row in rows.items()
-    }
-
-
-async def latest_version_keys(
-    conn: AsyncConnection, model_ids: Sequence[int], stages: Sequence[str] | None = None
-) -> list[VersionKey]:
-    """The highest live version per (model, stage), optionally only for some stages."""
-    stmt = (
-        sa.select(MV.c.registered_model_id, sa.func.max(MV.c.version))
-        .where(MV.c.registered_model_id.in_(model_ids), MV.c.deleted == sa.false())
+def _latest_rows(stages: bool) -> sa.Select[Any]:
+    latest = (
+        sa.select(MV.c.registered_model_id, sa.func.max(MV.c.version).label("version"))
+        .where(MV.c.registered_model_id.in_(_IDS), MV.c.deleted == sa.false())
         .group_by(MV.c.registered_model_id, MV.c.current_stage)
     )
-    if stages is not None:
-        stmt = stmt.where(MV.c.current_stage.in_(stages))
-    return sorted((int(r[0]), int(r[1])) for r in await conn.execute(stmt))
+    if stages:
+        latest = latest.where(MV.c.current_stage.in_(_STAGES))
+    page = latest.subquery("latest")
+    on = sa.and_(MV.c.registered_model_id == page.c.registered_model_id, MV.c.version == page.c.version)
+    return (
+        sa.select(*VERSION_ROW)
+        .join(page, on)
+        .join(RM, RM.c.id == MV.c.registered_model_id)
+        .order_by(MV.c.registered_model_id, MV.c.version)
+    )
 
 
-def _render_model(
-    row: Any, tags: list[dict[str, str]], aliases: list[dict[str, str]], latest: list[dict[str, Any]]
-) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "name": row.name,
-        "creation_timestamp": row.creation_time,
-        "last_updated_timestamp": row.last_updated_time,
-    }
-    if row.description:
-        out["description"] = row.description
-    if row.user_id:
-        out["user_id"] = row.user_id
-    if latest:
-        out["latest_versions"] = latest
-    if tags:
-        out["tags"] = tags
-    if aliases:
-        out["aliases"] = aliases
-    return out
+_LATEST_ROWS = {False: _latest_rows(False), True: _latest_rows(True)}
 
 
-async def load_models(conn: AsyncConnection, ids: Sequence[int]) -> list[dict[str, Any]]:
-    """RegisteredModel messages (with tags, aliases and latest version per stage) for `ids`, in order."""
-    rows: dict[int, Any] = {}
-    tags: dict[int, list[dict[str, str]]] = {}
-    aliases: dict[int, list[dict[str, str]]] = {}
-    latest: dict[int, list[dict[str, Any]]] = {}
-    for chunk in chunks(list(dict.fromkeys(ids))):
-        for row in await conn.execute(sa.select(RM).where(RM.c.id.in_(chunk))):
-            rows[row.id] = row
-        for tag in await conn.execute(
-            sa.select(RM_TAGS).where(RM_TAGS.c.registered_model_id.in_(chunk)).order_by(RM_TAGS.c.key)
-        ):
-            tags.setdefault(tag.registered_model_id, []).append({"key": tag.key, "value": tag.value})
-        for alias in await conn.execute(
-            sa.select(ALIASES).where(ALIASES.c.registered_model_id.in_(chunk)).order_by(ALIASES.c.alias)
-        ):
-            aliases.setdefault(alias.registered_model_id, []).append(
-                {"alias": alias.alias, "version": str(alias.version)}
+async def version_rows(conn: AsyncConnection, keys: Sequence[VersionKey]) -> dict[VersionKey, Any]:
+    """`VERSION_ROW`s of the live versions among `keys`."""
+    found: dict[VersionKey, Any] = {}
+    for chunk in chunks(sorted(set(keys))):
+        params = {"ids": sorted({k[0] for k in chunk}), "numbers": sorted({k[1] for k in chunk})}
+        for row in (await conn.execute(_VERSION_ROWS, params)).all():
+            found[(row.registered_model_id, row.version)] = row
+    return {k: found[k] for k in keys if k in found}
+
+
+async def model_rows(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, Any]:
+    found: dict[int, Any] = {}
+    for chunk in chunks(sorted(set(ids))):
+        for row in (await conn.execute(_MODEL_ROWS, {"ids": list(chunk)})).all():
+            found[row.id] = row
+    return found
+
+
+async def latest_version_rows(
+    conn: AsyncConnection, model_ids: Sequence[int], stages: Sequence[str] | None = None
+) -> list[Any]:
+    """`VERSION_ROW`s of the highest live version per (model, stage), optionally for some stages only."""
+    rows: list[Any] = []
+    for chunk in chunks(list(model_ids)):
+        params: dict[str, Any] = {"ids": list(chunk)}
+        if stages is not None:
+            params["stages"] = list(stages)
+        rows.extend((await conn.execute(_LATEST_ROWS[stages is not None], params)).all())
+    return rows
+
+
+async def version_tags(conn: AsyncConnection, keys: Sequence[VersionKey]) -> dict[VersionKey, Tags]:
+    """Tags of these versions, read directly."""
+    wanted = set(keys)
+    tags: dict[VersionKey, Tags] = {}
+    for chunk in chunks(sorted(wanted)):
+        stmt = (
+            sa.select(MV_TAGS.c.registered_model_id, MV_TAGS.c.version, MV_TAGS.c.key, MV_TAGS.c.value)
+            .where(
+                MV_TAGS.c.registered_model_id.in_(sorted({k[0] for k in chunk})),
+                MV_TAGS.c.version.in_(sorted({k[1] for k in chunk})),
             )
-        keys = await latest_version_keys(conn, chunk)
-        versions = await _versions_by_key(conn, keys)
-        for key in keys:
-            if key in versions:
-                latest.setdefault(key[0], []).append(versions[key])
-    return [
-        _render_model(rows[i], tags.get(i, []), aliases.get(i, []), latest.get(i, []))
-        for i in ids
-        if i in rows
-    ]
+            .order_by(MV_TAGS.c.key)
+        )
+        for model_id, version, key, value in (await conn.execute(stmt)).all():
+            if (model_id, version) in wanted:
+                tags.setdefault((model_id, version), []).append({"key": key, "value": value})
+    return tags
+
+
+async def model_tags(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, Tags]:
+    """Tags of these registered models, read directly."""
+    tags: dict[int, Tags] = {}
+    for chunk in chunks(sorted(set(ids))):
+        stmt = sa.select(RM_TAGS.c.registered_model_id, RM_TAGS.c.key, RM_TAGS.c.value)
+        stmt = stmt.where(RM_TAGS.c.registered_model_id.in_(chunk)).order_by(RM_TAGS.c.key)
+        for model_id, key, value in (await conn.execute(stmt)).all():
+            tags.setdefault(model_id, []).append({"key": key, "value": value})
+    return tags
+
+
+async def version_aliases(conn: AsyncConnection, key: VersionKey) -> list[str]:
+    """A version's aliases, read directly."""
+    stmt = sa.select(ALIASES.c.alias).where(
+        ALIASES.c.registered_model_id == key[0], ALIASES.c.version == key[1]
+    )
+    return sorted((await conn.execute(stmt)).scalars())
+
+
+async def model_aliases(conn: AsyncConnection, model_id: int) -> list[tuple[str, str]]:
+    """A model's (alias, version) pairs, read directly."""
+    stmt = sa.select(ALIASES.c.alias, ALIASES.c.version).where(ALIASES.c.registered_model_id == model_id)
+    return sorted((alias, str(version)) for alias, version in (await conn.execute(stmt)).all())
