@@ -1,0 +1,57 @@
+"""The one interface every authentication method implements.
+
+An authenticator looks at a request and gives one of three answers, kept apart on purpose:
+- `None`: no credential of my kind here (the next method gets its turn);
+- raise `AuthenticationFailed`: a credential of my kind that is not valid (401, no fallback:
+  a wrong password must not quietly become "anonymous");
+- an `Identity`: accepted. The first method that accepts wins.
+Built-in methods are registered in `gateway.auth.registry` the same way a new one would be.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiohttp import web
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is calling, as the gateway established it; sent to the core over the private socket."""
+
+    subject: str
+    method: str  # "basic", "bearer", "mtls", "session", ...
+    email: str | None = None
+    groups: tuple[str, ...] = ()
+    is_admin: bool = False
+
+
+class AuthenticationFailed(Exception):
+    """A credential of this method's kind was presented and is not valid."""
+
+    def __init__(self, message: str, *, challenge: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        # The WWW-Authenticate value this method wants on the 401, e.g. 'Bearer error="invalid_token"'.
+        self.challenge = challenge
+
+
+class Authenticator(Protocol):
+    """One way of proving identity. `name` is what `--auth` lists (basic, bearer, mtls, oidc)."""
+
+    name: str
+
+    async def authenticate(self, request: web.Request) -> Identity | None: ...
+
+    def challenge(self) -> str | None:
+        """The WWW-Authenticate value to offer when no method accepted the request, if any."""
+        ...
+
+
+# Headers the gateway sets for the core from the authenticated Identity. The proxy removes any
+# client-sent header with these names (and the X-Forwarded-User family) before adding its own.
+SUBJECT_HEADER = "X-Trackgate-Subject"
+EMAIL_HEADER = "X-Trackgate-Email"
+GROUPS_HEADER = "X-Trackgate-Groups"
+METHOD_HEADER = "X-Trackgate-Auth-Method"
