@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -23,7 +21,7 @@ from typing import NamedTuple
 import aiohttp
 from aiohttp import web
 
-from gateway import core_socket, keys
+from gateway import core_socket, keys, worker_process
 from gateway.config import Config, mask_uri
 
 log = logging.getLogger("trackgate.supervisor")
@@ -72,11 +70,15 @@ class Supervisor:
         self._wake = asyncio.Event()
         self._startup_failed = asyncio.Event()
         self._startup_failure = ""
-        self._preexec = _die_with_parent()
+        self._preexec = worker_process.die_with_parent()
 
     @property
     def live_workers(self) -> int:
         return sum(1 for p in self._procs.values() if p.returncode is None)
+
+    @property
+    def worker_pids(self) -> list[int]:
+        return [p.pid for p in self._procs.values() if p.returncode is None]
 
     @property
     def available(self) -> bool:
@@ -90,8 +92,17 @@ class Supervisor:
         except core_socket.CoreSocketError as exc:
             raise CoreStartupError(str(exc)) from exc
         self.socket_path = self._socket.path
+        # One deadline for the whole startup: a database that never answers fails it too.
+        deadline = asyncio.get_running_loop().time() + self.config.core_startup_timeout
         # Once, here, before any worker exists: several workers creating tables at once would race.
-        await self._prepare()
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._prepare()
+        except TimeoutError:
+            raise CoreStartupError(
+                f"the tracking database {mask_uri(self.config.backend_store_uri)} was not ready "
+                f"after {self.config.core_startup_timeout:g} s"
+            ) from None
         # force_close: each probe opens a fresh connection, so it reaches whichever worker accepts
         # next instead of sticking to one (possibly dead) worker through keep-alive.
         self._client = aiohttp.ClientSession(
@@ -100,7 +111,7 @@ class Supervisor:
         for slot in range(self.config.workers):
             self._procs[slot] = await self._spawn(slot)
             self._tasks.append(asyncio.create_task(self._keep_alive(slot)))
-        await self._wait_ready()
+        await self._wait_ready(deadline)
         self._started = self._healthy = True
         self._tasks.append(asyncio.create_task(self._monitor()))
 
@@ -163,27 +174,15 @@ class Supervisor:
 
     async def _spawn(self, slot: int) -> asyncio.subprocess.Process:
         assert self._socket is not None
-        fd = self._socket.sock.fileno()
-        env = {**os.environ, "_TRACKGATE_CORE_CONFIG": self.config.to_json()}
-        proc = await asyncio.create_subprocess_exec(
-            *self._command,
-            "--listen-fd",
-            str(fd),
-            env=env,
-            pass_fds=(fd,),
-            stdin=asyncio.subprocess.DEVNULL,
-            # Own session: a terminal's Ctrl-C reaches only the gateway, which drains first and
-            # then stops the workers, instead of everything stopping at once mid-request.
-            start_new_session=True,
-            preexec_fn=self._preexec,
+        proc = await worker_process.spawn(
+            self._command, self.config, self._socket.sock.fileno(), self._preexec
         )
         log.debug("core worker %d started, pid %d", slot, proc.pid)
         return proc
 
-    async def _wait_ready(self) -> None:
+    async def _wait_ready(self, deadline: float) -> None:
         timeout = self.config.core_startup_timeout
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
         failed = asyncio.create_task(self._startup_failed.wait())
         last = Probe(False, None, "no answer yet")
         try:
@@ -214,7 +213,7 @@ class Supervisor:
             code = await proc.wait()
             if self._stopping:
                 return
-            how = _describe_exit(code)
+            how = worker_process.describe_exit(code)
             if not self._started:
                 self._startup_failure = f"core worker {slot} (pid {proc.pid}) {how} before the core was ready"
                 self._startup_failed.set()
@@ -260,29 +259,6 @@ def restart_delay(quick_failures: int) -> float:
 
     so a core that cannot run (bad config, full disk) does not burn a CPU respawning."""
     return 0.0 if quick_failures <= 1 else min(0.25 * 2 ** (quick_failures - 1), MAX_BACKOFF)
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        with contextlib.suppress(ValueError):
-            return f"was killed by {signal.Signals(-code).name}"
-    return f"exited with code {code}"
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """A preexec hook asking Linux to SIGTERM the worker if the gateway dies without stopping it."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not in the forked child
-    except (OSError, AttributeError):
-        return None
-    pr_set_pdeathsig = 1
-
-    def hook() -> None:
-        prctl(pr_set_pdeathsig, int(signal.SIGTERM))
-
-    return hook
 
 
 def supervisor_context(

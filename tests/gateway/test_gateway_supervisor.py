@@ -14,7 +14,9 @@ import aiohttp
 import pytest
 
 from gateway import keys
-from gateway.server import stop
+from gateway.app import build_gateway_app
+from gateway.config import load
+from gateway.server import start, stop
 from gateway.supervisor import MAX_BACKOFF, CoreStartupError, restart_delay
 from tests.gateway.support import FAKE_CORE, port_open
 from tests.services import free_port
@@ -77,6 +79,18 @@ async def test_core_never_ready_times_out_with_its_last_answer(
         await gateway_factory(core_startup_timeout=0.5)
 
 
+async def test_startup_deadline_covers_a_schema_step_that_hangs() -> None:
+    async def hanging_database(config: Any) -> None:
+        await asyncio.Event().wait()
+
+    port = free_port()
+    config = load({"port": port, "core_startup_timeout": 0.5}, env={})
+    app = build_gateway_app(config, core_command=FAKE_CORE, prepare_schema=hanging_database)
+    with pytest.raises(CoreStartupError, match=r"tracking database .* was not ready after 0\.5 s"):
+        await start(config, app)
+    assert not port_open(port)
+
+
 async def test_killed_worker_gives_503_then_a_new_worker_serves(
     gw: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -111,11 +125,11 @@ async def test_every_worker_slot_is_kept_filled(gateway_factory: Any) -> None:
     gw = await gateway_factory(workers=3)
     supervisor = gw.app[keys.supervisor]
     assert supervisor.live_workers == 3
-    victim = next(iter(supervisor._procs.values())).pid
+    victim = supervisor.worker_pids[0]
     os.kill(victim, signal.SIGTERM)  # a clean exit is restarted too: the core must not shrink
 
     async def refilled() -> bool:
-        pids = {p.pid for p in supervisor._procs.values() if p.returncode is None}
+        pids = set(supervisor.worker_pids)
         return len(pids) == 3 and victim not in pids
 
     await wait_for(refilled)
@@ -139,7 +153,7 @@ async def test_readyz_follows_the_core_database(
 
 async def test_cleanup_drains_in_flight_requests_then_stops_the_workers(gateway_factory: Any) -> None:
     gw = await gateway_factory(drain_timeout=30)
-    worker_pids = [p.pid for p in gw.app[keys.supervisor]._procs.values()]
+    worker_pids = gw.app[keys.supervisor].worker_pids
     slow = asyncio.create_task(get(gw.url + "/slow?seconds=1.5"))
     await asyncio.sleep(0.3)  # the request is in flight in gateway and core
     await stop(gw.runner)  # what SIGTERM triggers in `trackgate server`
