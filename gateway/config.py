@@ -8,6 +8,8 @@ Sources, highest first: command-line flags > `TRACKGATE_<NAME>` > the `MLFLOW_*`
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import json
 import os
@@ -15,6 +17,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,50 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+class Secret:
+    """A secret value that masks itself in reprs, logs, tracebacks and `--check-config`.
+
+    Read it with `.reveal()`, at the one place that needs it. Settings of this kind also accept
+    `<name>_file` (Cloud Run and Kubernetes mount secrets as files).
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+Strings = tuple[str, ...]  # kind of list settings: "a,b" from flags/env, an array in TOML
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(d|h|m|s)")
+_DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90s', '15m', '12h', '7d', '1h30m' or plain seconds; ValueError otherwise."""
+    text = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return timedelta(seconds=float(text))
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(text)
+    return timedelta(seconds=sum(float(n) * _DURATION_UNITS[u] for n, u in parts))
 
 
 @dataclass(frozen=True)
@@ -110,6 +157,26 @@ SETTINGS: tuple[Setting, ...] = (
         "Private Unix socket between gateway and core (default: a fresh temporary path).",
         optional=True,
     ),
+    # -- OIDC single sign-on and browser sessions (gateway/auth/oidc.py, session.py) ----------
+    Setting("oidc_issuer_url", str, None, "OpenID Connect issuer (discovery at "
+            "<issuer>/.well-known/openid-configuration).", optional=True),
+    Setting("oidc_client_id", str, None, "OAuth client id registered at the provider.", optional=True),
+    Setting("oidc_client_secret", Secret, None, "OAuth client secret.", optional=True),
+    Setting("oidc_client_secret_file", str, None, "File holding the OAuth client secret.", optional=True),
+    Setting("oidc_scopes", Strings, ("openid", "email", "profile"), "Scopes requested at login."),
+    Setting("oidc_redirect_url", str, None, "Callback URL registered at the provider "
+            "(default: <scheme>://<host>/oauth2/callback of the request).", optional=True),
+    Setting("oidc_email_domains", Strings, (), "Email domains allowed to sign in; * allows any."),
+    Setting("oidc_allowed_emails", Strings, (), "Email addresses allowed to sign in."),
+    Setting("oidc_allowed_groups", Strings, (), "Groups allowed to sign in (any one suffices)."),
+    Setting("oidc_groups_claim", str, "groups", "ID-token claim that lists the user's groups."),
+    Setting("oidc_end_session", bool, False, "Sign-out also ends the session at the provider "
+            "(its end_session_endpoint)."),
+    Setting("cookie_secret", Secret, None, "32 random bytes, base64, encrypting session cookies; the "
+            "same on every replica (default: generated once and kept in the database).", optional=True),
+    Setting("cookie_secret_file", str, None, "File holding the cookie secret.", optional=True),
+    Setting("session_lifetime", timedelta, timedelta(days=7), "How long a browser session lasts "
+            "(e.g. 12h, 7d)."),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
@@ -143,6 +210,20 @@ class Config:
     mysql_ssl_key: str | None = None
     model_version_source_regex: str | None = None
     core_socket: str | None = None
+    oidc_issuer_url: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: Secret | None = None
+    oidc_client_secret_file: str | None = None
+    oidc_scopes: Strings = ("openid", "email", "profile")
+    oidc_redirect_url: str | None = None
+    oidc_email_domains: Strings = ()
+    oidc_allowed_emails: Strings = ()
+    oidc_allowed_groups: Strings = ()
+    oidc_groups_claim: str = "groups"
+    oidc_end_session: bool = False
+    cookie_secret: Secret | None = None
+    cookie_secret_file: str | None = None
+    session_lifetime: timedelta = timedelta(days=7)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -158,13 +239,28 @@ class Config:
         return str(Path("mlruns").resolve())
 
     def to_json(self) -> str:
-        """Serialise for the core worker processes (they receive an already validated config)."""
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "sources"}
+        """Serialise for the core worker processes (they receive an already validated config).
+
+        Secrets are left out: the core never needs them, and its environment is not the place.
+        """
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "sources" or isinstance(value, Secret):
+                continue
+            values[f.name] = value.total_seconds() if isinstance(value, timedelta) else value
         return json.dumps(values)
 
     @classmethod
     def from_json(cls, text: str) -> Config:
-        return cls(**json.loads(text))
+        values = json.loads(text)
+        for name, value in values.items():
+            kind = SETTINGS_BY_NAME[name].kind if name in SETTINGS_BY_NAME else None
+            if kind is timedelta:
+                values[name] = timedelta(seconds=value)
+            elif kind is Strings:
+                values[name] = tuple(value)
+        return cls(**values)
 
     def with_changes(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -189,9 +285,24 @@ def _convert(setting: Setting, raw: Any, origin: str, problems: list[str]) -> An
             return int(str(raw).strip())
         if setting.kind is float:
             return float(str(raw).strip())
+        if setting.kind is timedelta:
+            return parse_duration(str(raw))
+        if setting.kind is Strings:
+            items = raw if isinstance(raw, list) else str(raw).split(",")
+            if not all(isinstance(item, str) for item in items):
+                raise ValueError
+            return tuple(item.strip() for item in items if item.strip())
+        if setting.kind is Secret:
+            return Secret(str(raw))
         return str(raw)
     except ValueError:
-        kind = {bool: "true or false", int: "a whole number", float: "a number"}[setting.kind]
+        kind = {
+            bool: "true or false",
+            int: "a whole number",
+            float: "a number",
+            timedelta: "a duration such as 90s, 15m, 12h or 7d",
+            Strings: "a list of strings",
+        }[setting.kind]
         problems.append(f"{setting.name}: {origin} gives {raw!r}, which is not {kind}.")
         return None
 
@@ -248,7 +359,9 @@ def load(
     for name in env:
         if name.startswith("TRACKGATE_") and name[len("TRACKGATE_") :].lower() not in SETTINGS_BY_NAME:
             problems.append(f"environment variable {name} is not a trackgate setting.")
+    _read_secret_files(values, sources, problems)
     problems.extend(_validate(values, sources))
+    problems.extend(_validate_sso(values, sources))
     if problems:
         raise ConfigError(problems)
     return Config(**values, sources=sources)
@@ -307,6 +420,78 @@ def _validate(v: dict[str, Any], sources: Mapping[str, str]) -> list[str]:
     if v["db_max_overflow"] < 0:
         problems.append(f"db_max_overflow must not be negative, not {v['db_max_overflow']}.")
     return problems
+
+
+def _read_secret_files(values: dict[str, Any], sources: dict[str, str], problems: list[str]) -> None:
+    """Fill each Secret setting from its `<name>_file` (read once, at startup). A problem names the
+    file, never its content."""
+    for setting in SETTINGS:
+        path = values.get(setting.name + "_file") if setting.kind is Secret else None
+        if not path:
+            continue
+        if values[setting.name] is not None:
+            problems.append(f"give {setting.name} or {setting.name}_file, not both.")
+            continue
+        try:
+            text = Path(path).read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{setting.name}_file {path} cannot be read ({type(exc).__name__}).")
+            continue
+        if not text:
+            problems.append(f"{setting.name}_file {path} is empty.")
+            continue
+        values[setting.name] = Secret(text)
+        sources[setting.name] = sources[setting.name + "_file"]
+
+
+def _validate_sso(v: dict[str, Any], sources: Mapping[str, str]) -> list[str]:
+    """OIDC sign-on and session settings. SSO is on when an issuer is set or `oidc` is in `auth`."""
+    problems: list[str] = []
+    if v["session_lifetime"].total_seconds() < 60:
+        problems.append(f"session_lifetime must be at least 60s, not {v['session_lifetime']}.")
+    if v["cookie_secret"] is not None:
+        problems.extend(cookie_secret_problems(v["cookie_secret"].reveal()))
+    if not (v["oidc_issuer_url"] or "oidc" in (v.get("auth") or ())):
+        return problems
+    issuer = v["oidc_issuer_url"]
+    if not issuer:
+        problems.append("oidc_issuer_url is required for oidc sign-on, e.g. https://accounts.google.com.")
+    elif not re.match(r"https://[^/?#\s]+|http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)", issuer):
+        problems.append(f"oidc_issuer_url must be an https URL (http only on loopback), not {issuer!r}.")
+    if not v["oidc_client_id"]:
+        problems.append("oidc_client_id is required for oidc sign-on.")
+    if v["oidc_client_secret"] is None:
+        problems.append("oidc_client_secret (or oidc_client_secret_file) is required for oidc sign-on.")
+    if "openid" not in v["oidc_scopes"]:
+        problems.append("oidc_scopes must include openid.")
+    redirect = v["oidc_redirect_url"]
+    if redirect and not re.match(r"https?://[^/?#\s]+/\S*$", redirect):
+        problems.append(f"oidc_redirect_url must be an absolute http(s) URL, not {redirect!r}.")
+    if not (v["oidc_email_domains"] or v["oidc_allowed_emails"] or v["oidc_allowed_groups"]):
+        # Fail closed, as oauth2-proxy does: "anyone with an account at the provider" (think
+        # Google: anyone at all) must be asked for explicitly with oidc_email_domains = *.
+        problems.append(
+            "oidc sign-on needs an allow-list: oidc_email_domains, oidc_allowed_emails or "
+            "oidc_allowed_groups (oidc_email_domains = * allows every account of the provider)."
+        )
+    for domain in v["oidc_email_domains"]:
+        if domain != "*" and not re.fullmatch(r"[A-Za-z0-9.-]+\.[A-Za-z0-9-]+", domain.lstrip("@")):
+            problems.append(f"oidc_email_domains: {domain!r} is not a domain such as example.com.")
+    for email in v["oidc_allowed_emails"]:
+        if email.count("@") != 1:
+            problems.append(f"oidc_allowed_emails: {email!r} is not an email address.")
+    return problems
+
+
+def cookie_secret_problems(text: str) -> list[str]:
+    """The cookie secret must decode (base64, standard or URL-safe) to exactly 32 bytes."""
+    try:
+        raw = base64.urlsafe_b64decode(text.replace("+", "-").replace("/", "_") + "=" * (-len(text) % 4))
+    except (ValueError, binascii.Error):
+        raw = b""
+    if len(raw) != 32:
+        return ["cookie_secret must be 32 random bytes in base64, e.g. from `openssl rand -base64 32`."]
+    return []
 
 
 _URI_PASSWORD = re.compile(r"(?<=://)([^:/@]+):([^@]*)@")
