@@ -21,6 +21,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from gateway.config_auth import JwtIssuer, validate_auth
+
 
 class ConfigError(Exception):
     """All problems found in the configuration, one per line."""
@@ -177,6 +179,39 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cookie_secret_file", str, None, "File holding the cookie secret.", optional=True),
     Setting("session_lifetime", timedelta, timedelta(days=7), "How long a browser session lasts "
             "(e.g. 12h, 7d)."),
+    # -- Authentication methods, TLS and forwarding (gateway/auth/, gateway/tls.py; checked in
+    #    gateway.config_auth) -----------------------------------------------------------------
+    Setting("auth", Strings, (), "Authentication methods, tried in this order: basic, bearer, mtls, oidc "
+            "(comma-separated). Empty: no authentication (open)."),
+    Setting("skip_auth_routes", Strings, (), "Extra paths that need no authentication: regular "
+            "expressions matched against the whole normalised path (never the query)."),
+    Setting("trusted_proxies", Strings, (), "Addresses/CIDRs of reverse proxies whose X-Forwarded-For/"
+            "-Proto/-Host are believed (empty: none are)."),
+    Setting("htpasswd_file", str, None, "An htpasswd file of basic-auth users (bcrypt: htpasswd -B), "
+            "besides the users in the database.", optional=True),
+    Setting("basic_auth_cache_ttl", float, 30.0, "Seconds a verified basic-auth password is remembered "
+            "(its user row is re-checked every few seconds meanwhile)."),
+    Setting("token_signing_key", Secret, None, "PEM private key (Ed25519 or EC P-256) signing trackgate's "
+            "own tokens; unset: one is generated once and kept in the database.", optional=True),
+    Setting("token_signing_key_file", str, None, "File holding the token signing key.", optional=True),
+    Setting("token_issuer", str, "trackgate", "`iss` of the tokens trackgate issues and accepts."),
+    Setting("token_audience", str, "trackgate", "`aud` of the tokens trackgate issues and accepts."),
+    Setting("jwt_issuers", JwtIssuer, (), "External JWT issuers: [[jwt_issuers]] tables (issuer, "
+            "audience, subject_claim, email_claim, groups_claim, jwks_uri, ca_file), JSON, or "
+            "ISSUER=AUDIENCE pairs."),
+    Setting("jwt_leeway", float, 30.0, "Clock skew allowed on exp/nbf/iat, in seconds."),
+    Setting("jwks_cache_ttl", float, 300.0, "Seconds an issuer's key set is cached."),
+    Setting("tls_cert", str, None, "PEM certificate (chain) of the public port: serve HTTPS. "
+            "Reloaded on SIGHUP.", optional=True),
+    Setting("tls_key", str, None, "PEM private key of tls_cert (unless in the same file).", optional=True),
+    Setting("tls_key_password", Secret, None, "Password of an encrypted tls_key.", optional=True),
+    Setting("tls_key_password_file", str, None, "File holding the tls_key password.", optional=True),
+    Setting("tls_client_ca", str, None, "CA bundle client certificates must chain to (mTLS).",
+            optional=True),
+    Setting("client_cert_mode", str, None, "off, optional (cert-less clients may use other methods) "
+            "or required; default optional when tls_client_ca is set, else off.", optional=True),
+    Setting("client_cert_identity", Strings, ("cn",), "Where a client certificate's identity comes "
+            "from, first found wins: cn, san:dns, san:email, san:uri."),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
@@ -224,6 +259,25 @@ class Config:
     cookie_secret: Secret | None = None
     cookie_secret_file: str | None = None
     session_lifetime: timedelta = timedelta(days=7)
+    auth: Strings = ()
+    skip_auth_routes: Strings = ()
+    trusted_proxies: Strings = ()
+    htpasswd_file: str | None = None
+    basic_auth_cache_ttl: float = 30.0
+    token_signing_key: Secret | None = None
+    token_signing_key_file: str | None = None
+    token_issuer: str = "trackgate"
+    token_audience: str = "trackgate"
+    jwt_issuers: tuple[JwtIssuer, ...] = ()
+    jwt_leeway: float = 30.0
+    jwks_cache_ttl: float = 300.0
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_key_password: Secret | None = None
+    tls_key_password_file: str | None = None
+    tls_client_ca: str | None = None
+    client_cert_mode: str | None = None
+    client_cert_identity: Strings = ("cn",)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -238,6 +292,10 @@ class Config:
             return "mlflow-artifacts:/"
         return str(Path("mlruns").resolve())
 
+    @property
+    def effective_client_cert_mode(self) -> str:
+        return self.client_cert_mode or ("optional" if self.tls_client_ca else "off")
+
     def to_json(self) -> str:
         """Serialise for the core worker processes (they receive an already validated config).
 
@@ -248,7 +306,11 @@ class Config:
             value = getattr(self, f.name)
             if f.name == "sources" or isinstance(value, Secret):
                 continue
-            values[f.name] = value.total_seconds() if isinstance(value, timedelta) else value
+            if isinstance(value, timedelta):
+                value = value.total_seconds()
+            elif f.name == "jwt_issuers":
+                value = [issuer.to_plain() for issuer in value]
+            values[f.name] = value
         return json.dumps(values)
 
     @classmethod
@@ -260,6 +322,8 @@ class Config:
                 values[name] = timedelta(seconds=value)
             elif kind is Strings:
                 values[name] = tuple(value)
+            elif kind is JwtIssuer:
+                values[name] = JwtIssuer.parse_list(value)
         return cls(**values)
 
     def with_changes(self, **changes: Any) -> Config:
@@ -294,8 +358,13 @@ def _convert(setting: Setting, raw: Any, origin: str, problems: list[str]) -> An
             return tuple(item.strip() for item in items if item.strip())
         if setting.kind is Secret:
             return Secret(str(raw))
+        if setting.kind is JwtIssuer:
+            return JwtIssuer.parse_list(raw)
         return str(raw)
-    except ValueError:
+    except ValueError as exc:
+        if setting.kind is JwtIssuer:
+            problems.append(f"{setting.name}: {origin} is not a valid list of issuers ({exc}).")
+            return None
         kind = {
             bool: "true or false",
             int: "a whole number",
@@ -317,9 +386,13 @@ def _read_toml(path: str, problems: list[str]) -> dict[str, Any]:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         problems.append(f"config file {path} cannot be read: {exc}")
         return {}
-    # Accept both a flat file and one with a [server] table.
+    # Accept a flat file, one with a [server] table, and tables that prefix their keys
+    # (`[tls] cert = ...` is tls_cert). Arrays of tables (`[[jwt_issuers]]`) are values.
     flat = dict(data.get("server", {})) if isinstance(data.get("server"), dict) else {}
     flat.update({k: v for k, v in data.items() if not isinstance(v, dict)})
+    for table, items in data.items():
+        if isinstance(items, dict) and table != "server":
+            flat.update({f"{table}_{k}": v for k, v in items.items()})
     normalised = {k.replace("-", "_"): v for k, v in flat.items()}
     for key in normalised:
         if key not in SETTINGS_BY_NAME:
@@ -362,9 +435,14 @@ def load(
     _read_secret_files(values, sources, problems)
     problems.extend(_validate(values, sources))
     problems.extend(_validate_sso(values, sources))
+    problems.extend(validate_auth(values, lambda name: _where(sources, name)))
     if problems:
         raise ConfigError(problems)
     return Config(**values, sources=sources)
+
+
+def _where(sources: Mapping[str, str], name: str) -> str:
+    return f" (from {sources[name]})" if sources.get(name, "default") != "default" else ""
 
 
 def _validate(v: dict[str, Any], sources: Mapping[str, str]) -> list[str]:
@@ -509,5 +587,7 @@ def describe(config: Config) -> list[str]:
         value = getattr(config, setting.name)
         if isinstance(value, str) and "uri" in setting.name:
             value = mask_uri(value)
+        elif setting.kind is JwtIssuer:
+            value = [issuer.to_plain() for issuer in value]
         lines.append(f"{setting.name} = {value!r}  ({config.sources.get(setting.name, 'default')})")
     return lines

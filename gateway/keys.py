@@ -11,11 +11,17 @@ from typing import TYPE_CHECKING
 import aiohttp
 from aiohttp import web
 
+from gateway.auth.base import Consumed, Identity
 from gateway.config import Config
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from gateway.auth.registry import AuthChain
     from gateway.drain import Drain
+    from gateway.forwarded import Client
     from gateway.supervisor import Supervisor
+    from gateway.tls import TlsContext
 
 # The validated, frozen configuration the gateway was built with.
 config = web.AppKey("config", Config)
@@ -32,3 +38,22 @@ core_session = web.AppKey("core_session", aiohttp.ClientSession)
 # The request id of this request (accepted from X-Request-Id or generated), forwarded to the core
 # and echoed on the response so a client's report can be matched with both processes' logs.
 request_id = web.RequestKey("request_id", str)
+
+# The enabled authenticators, in `--auth` order (absent when authentication is off).
+auth_chain: web.AppKey[AuthChain] = web.AppKey("auth_chain")
+
+# The gateway's own small engine on the tracking database (users, tokens, signing keys); opened
+# only when an enabled method needs it.
+auth_engine: web.AppKey[AsyncEngine] = web.AppKey("auth_engine")
+
+# The server's TLS context holder (absent without --tls-cert); SIGHUP swaps its certificate.
+tls: web.AppKey[TlsContext] = web.AppKey("tls")
+
+# Who is calling, once a method accepted the request (absent on skip-auth routes / open servers).
+identity = web.RequestKey("identity", Identity)
+
+# Where the accepted credential was carried (stripped before forwarding).
+consumed = web.RequestKey("consumed", Consumed)
+
+# The client as far as trusted proxies vouch for it (address, scheme, host, forwarded chain).
+client: web.RequestKey[Client] = web.RequestKey("client")
