@@ -253,3 +253,12 @@ registered_model_aliases = _table(
     sa.Column("alias", sa.String(255), primary_key=True),
     sa.Column("version", sa.Integer, nullable=False),
 )
+
+# Secrets the gateway generates once and every replica must share (the session cookie secret;
+# any other generated key may live here too). Written only when none is configured.
+gateway_secrets = _table(
+    "gateway_secrets",
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("created_time", sa.BigInteger, nullable=False),
+)
