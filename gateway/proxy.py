@@ -61,7 +61,14 @@ def is_identity_header(name: str) -> bool:
     return folded in IDENTITY_HEADERS or folded.startswith(IDENTITY_PREFIXES)
 
 
-_REQUEST_DROP = HOP_BY_HOP | {"x-request-id"}  # the request id is re-set from the validated one
+# Re-set below from what the gateway itself knows: the validated request id, the peer, the scheme.
+_REQUEST_DROP = HOP_BY_HOP | {
+    "x-request-id",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+}
 _RESPONSE_DROP = HOP_BY_HOP | {"content-length"}  # recomputed for the client-facing framing
 
 
@@ -94,12 +101,11 @@ def upstream_request_headers(request: web.Request, request_id: str) -> CIMultiDi
     """The client's headers minus hop-by-hop and identity headers, plus forwarding information."""
     headers = _filtered(request.raw_headers, _REQUEST_DROP, identity=True)
     headers["X-Request-Id"] = request_id
-    forwarded_for = headers.get("X-Forwarded-For")
-    remote = request.remote or ""
-    headers["X-Forwarded-For"] = f"{forwarded_for}, {remote}" if forwarded_for else remote
-    headers.setdefault("X-Forwarded-Proto", request.scheme)
-    if request.host:
-        headers.setdefault("X-Forwarded-Host", request.host)
+    # What this gateway saw, replacing whatever the client claimed: no reverse proxy in front
+    # is trusted yet (a trusted_proxies setting may later let theirs through).
+    headers["X-Forwarded-For"] = request.remote or ""
+    headers["X-Forwarded-Proto"] = request.scheme
+    headers["X-Forwarded-Host"] = request.host
     return headers
 
 
