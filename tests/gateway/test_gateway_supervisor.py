@@ -75,8 +75,10 @@ async def test_core_never_ready_times_out_with_its_last_answer(
     gateway_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_CORE_READY_FILE", str(tmp_path / "never"))
-    with pytest.raises(CoreStartupError, match=r"not ready after 0.5 s \(last answer: HTTP 503"):
-        await gateway_factory(core_startup_timeout=0.5)
+    # The last answer is HTTP 503 here, or a timeout if this machine is too busy to start the
+    # worker in time; either way it is reported, and only the deadline ends the wait.
+    with pytest.raises(CoreStartupError, match=r"not ready after 2 s \(last answer: (HTTP 503|TimeoutError)"):
+        await gateway_factory(core_startup_timeout=2)
 
 
 async def test_startup_deadline_covers_a_schema_step_that_hangs() -> None:
