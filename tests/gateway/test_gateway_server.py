@@ -99,9 +99,13 @@ def test_sigterm_lets_the_in_flight_request_finish_and_exits_0(server_process: A
         # A request whose body is still arriving is in flight in the gateway and in the core.
         conn.sendall(
             b"POST /api/2.0/mlflow/experiments/create HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + _chunk(body[:7])
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+            b"Expect: 100-continue\r\n\r\n"
         )
-        time.sleep(0.3)
+        # "100 Continue" comes as the gateway dispatches the request to its handler: from here
+        # on it is in flight, however slow this machine is.
+        assert conn.recv(65536).startswith(b"HTTP/1.1 100")
+        conn.sendall(_chunk(body[:7]))
         server.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 30
         while port_open(server.port):  # the drain starts by refusing new connections
