@@ -93,7 +93,9 @@ SEARCH_FIELDS = (
 
 ENDPOINTS = (
     Endpoint("experiments/create", ("POST",), create, (
-        Field("name", required=True), Field("artifact_location"), Field("tags", MESSAGE, repeated=True, fields=KEY_VALUE),
+        Field("name", required=True),
+        Field("artifact_location"),
+        Field("tags", MESSAGE, repeated=True, fields=KEY_VALUE),
     )),
     Endpoint("experiments/get", ("GET",), get, (EXPERIMENT_ID,)),
     Endpoint("experiments/get-by-name", ("GET",), get_by_name, (Field("experiment_name", required=True),)),

@@ -11,8 +11,11 @@ from tracking_core.api.routing import Endpoint
 from tracking_core.api.wire import DOUBLE, ENUM, INT32, INT64, KEY_VALUE, MESSAGE, Field
 from tracking_core.entities import RUN_STATUS_NUMBERS, VIEW_TYPE_NUMBERS, LifecycleStage, RunStatus, ViewType
 from tracking_core.errors import invalid
+from tracking_core.identity import caller
 from tracking_core.keys import stores
 from tracking_core.store.logging import MetricPoint
+
+USER_TAG = "mlflow.user"
 
 
 def _run_id(a: dict[str, Any]) -> str:
@@ -58,9 +61,13 @@ async def create(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     experiment_id = validation.experiment_id(a["experiment_id"] if a["experiment_id"] is not None else "0")
     run_name = a["run_name"]
     validation.length(run_name, validation.MAX_RUN_NAME_LENGTH, "Run name")
-    run = await stores(request).runs.create(
-        experiment_id, a["user_id"] or "", run_name, a["start_time"], _tags(a["tags"])
-    )
+    user_id, tags = a["user_id"] or "", _tags(a["tags"])
+    if (who := caller(request)) is not None:
+        # The authenticated subject, not what the client claims (the mlflow client sends the
+        # local OS user name): runs are attributed to who really created them.
+        user_id = who.subject
+        tags = [(k, v) for k, v in tags if k != USER_TAG] + [(USER_TAG, who.subject)]
+    run = await stores(request).runs.create(experiment_id, user_id, run_name, a["start_time"], tags)
     return {"run": run}
 
 
@@ -243,7 +250,8 @@ ENDPOINTS = (
         Field("models", MESSAGE, repeated=True, fields=(Field("model_id"),)),
     )),
     Endpoint("runs/outputs", ("POST",), log_outputs, (
-        RUN_ID, Field("models", MESSAGE, repeated=True, required=True, fields=(Field("model_id"), Field("step", INT64))),
+        RUN_ID,
+        Field("models", MESSAGE, repeated=True, required=True, fields=(Field("model_id"), Field("step", INT64))),
     )),
     Endpoint("runs/search", ("POST",), search, (
         Field("experiment_ids", repeated=True), Field("filter"), VIEW, Field("max_results", INT32),

@@ -113,7 +113,8 @@ async def _write_params(conn: AsyncConnection, run_id: str, params: list[tuple[s
     if duplicates:
         raise invalid(f"Duplicate parameter keys have been submitted: {duplicates}. Please ensure the request "
                       "contains only one param value per param key.")
-    existing = dict((await conn.execute(sa.select(P.c.key, P.c.value).where(P.c.run_id == run_id, P.c.key.in_(keys)))).all())
+    logged = await conn.execute(sa.select(P.c.key, P.c.value).where(P.c.run_id == run_id, P.c.key.in_(keys)))
+    existing = dict(logged.all())
     conflicts = [(k, existing[k], v) for k, v in params if k in existing and existing[k] != v]
     if conflicts:
         detail = ", ".join(f"key='{k}', old value='{old}', new value='{new}'" for k, old, new in conflicts)
