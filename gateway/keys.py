@@ -17,6 +17,7 @@ from gateway.config import Config
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from gateway.auth.oidc import SSO
     from gateway.auth.registry import AuthChain
     from gateway.drain import Drain
     from gateway.forwarded import Client
@@ -57,3 +58,6 @@ consumed = web.RequestKey("consumed", Consumed)
 
 # The client as far as trusted proxies vouch for it (address, scheme, host, forwarded chain).
 client: web.RequestKey[Client] = web.RequestKey("client")
+
+# OIDC sign-on: the provider client and session authenticator the /oauth2/* routes use.
+sso: web.AppKey[SSO] = web.AppKey("sso")

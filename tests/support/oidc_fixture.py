@@ -75,14 +75,26 @@ class _FormFinder(HTMLParser):
             self.action = dict(attrs).get("action")
 
 
-def login_without_browser(session: requests.Session, start_url: str, login: str) -> requests.Response:
+def login_without_browser(
+    session: requests.Session,
+    start_url: str,
+    login: str,
+    *,
+    seen: list[requests.Response] | None = None,
+    stop_before: str | None = None,
+) -> requests.Response:
     """Follow a sign-on from `start_url` by hand: redirects, the provider's login form, back to the
     gateway's callback and on. Returns the first response that is not a redirect (or the callback's
-    own answer when it refuses)."""
+    own answer when it refuses); with `stop_before`, the redirect whose Location starts with it
+    (e.g. the gateway's callback URL, to tamper with it). `seen` collects every response."""
     url, response = start_url, session.get(start_url, allow_redirects=False, timeout=10)
     for _ in range(20):
+        if seen is not None:
+            seen.append(response)
         if response.is_redirect:
             url = urljoin(url, response.headers["Location"])
+            if stop_before is not None and url.startswith(stop_before):
+                return response
             response = session.get(url, allow_redirects=False, timeout=10)
         elif 'name="login"' in response.text:
             finder = _FormFinder()
@@ -90,7 +102,10 @@ def login_without_browser(session: requests.Session, start_url: str, login: str)
             assert finder.action, "the provider's login form has no action"
             url = urljoin(url, finder.action)
             response = session.post(
-                url, data={"prompt": "login", "login": login, "password": "x"}, allow_redirects=False, timeout=10
+                url,
+                data={"prompt": "login", "login": login, "password": "x"},
+                allow_redirects=False,
+                timeout=10,
             )
         else:
             return response
