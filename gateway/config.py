@@ -126,6 +126,13 @@ SETTINGS: tuple[Setting, ...] = (
         ("MLFLOW_ARTIFACTS_DESTINATION",),
     ),
     Setting("artifacts_only", bool, False, "Serve only the artifact proxy API.", ("MLFLOW_ARTIFACTS_ONLY",)),
+    Setting(
+        "direct_artifact_transfers",
+        bool,
+        False,
+        "Tell clients (server-info) to move large artifacts straight to and from the object store with "
+        "presigned URLs; only for clients that can reach the store.",
+    ),
     Setting("static_prefix", str, "", "Path prefix for every route, e.g. /mlflow.", ("MLFLOW_STATIC_PREFIX",)),
     Setting("log_level", str, "info", "debug, info, warning or error.", ("MLFLOW_LOGGING_LEVEL",)),
     Setting("max_body_mb", int, 32, "Largest JSON request body accepted, in MiB."),
@@ -232,6 +239,7 @@ class Config:
     serve_artifacts: bool = True
     artifacts_destination: str = "./mlartifacts"
     artifacts_only: bool = False
+    direct_artifact_transfers: bool = False
     static_prefix: str = ""
     log_level: str = "info"
     max_body_mb: int = 32

@@ -14,6 +14,7 @@ from yarl import URL
 
 from tests.artifacts.conftest import Core, destination_for
 from tests.artifacts.stores import environment
+from tracking_core.keys import CONFIG
 
 ART = "/api/2.0/mlflow-artifacts/artifacts"
 MiB = 1024 * 1024
@@ -122,11 +123,14 @@ async def test_directory_download_and_trailing_slash(client: TestClient) -> None
 
 
 async def test_multipart_follows_the_destination(client: TestClient) -> None:
+    on_s3 = client.server.app[CONFIG].artifacts_destination.startswith("s3://")
     info = await (await client.get("/api/3.0/mlflow/server-info")).json()
+    # Not advertised unless the operator says clients can reach the store (direct_artifact_transfers).
+    assert info["multipart_uploads_enabled"] is False and info["multipart_downloads_enabled"] is False
     create = await client.post(
         "/api/2.0/mlflow-artifacts/mpu/create/out", json={"path": "/tmp/m.bin", "num_parts": 2}
     )
-    if not info["multipart_uploads_enabled"]:
+    if not on_s3:
         assert create.status == 501
         assert (await create.json())["message"].startswith(
             "Multipart upload is not supported for the current artifact repository"
@@ -205,6 +209,18 @@ async def test_run_artifact_list_and_ui_download(core: Core) -> None:
         assert (await c.post("/api/2.0/mlflow/model-versions/create", json=version)).status == 200
         r = await c.get("/model-versions/get-artifact", params={"name": "m", "version": "1", "path": "w.txt"})
         assert r.status == 200 and await r.read() == b"weights"
+
+
+@pytest.mark.parametrize(("kind", "advertised"), [("local", False), ("s3", True)], ids=["local", "s3"])
+async def test_direct_transfers_are_advertised_only_where_possible(
+    core: Core, tmp_path: Path, request: pytest.FixtureRequest, kind: str, advertised: bool
+) -> None:
+    uri, env = destination_for(kind, request, tmp_path)
+    with environment(env):
+        async with core(artifacts_destination=uri, direct_artifact_transfers=True) as c:
+            info = await (await c.get("/api/3.0/mlflow/server-info")).json()
+    assert info["multipart_uploads_enabled"] is advertised
+    assert info["multipart_downloads_enabled"] is advertised
 
 
 async def test_no_serve_artifacts(core: Core, tmp_path: Path) -> None:

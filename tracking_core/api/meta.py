@@ -21,10 +21,12 @@ async def version(_request: web.Request) -> web.Response:
 
 async def server_info(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
-    # Advertised only when the proxy destination can really do it: the client then sends
-    # parts / fetches ranges straight to the store with presigned URLs (reference §12.15).
+    # Advertised only when the operator says clients can reach the object store and the destination
+    # can really do it: the client then sends parts / fetches every file straight from the store
+    # with presigned URLs (reference §12.15). A client that cannot reach the bucket would fail.
     service = request.app.get(ARTIFACTS)
-    capabilities = service.destination.capabilities if service and service.destination else None
+    direct = config.direct_artifact_transfers and service and service.destination
+    capabilities = service.destination.capabilities if direct else None
     return json_response({
         "store_type": None if config.artifacts_only else "SqlStore",
         "workspaces_enabled": False,
