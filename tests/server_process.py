@@ -40,11 +40,12 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0
 
 @contextlib.contextmanager
 def trackgate_server(
-    workdir: Path, *args: str, env: dict[str, str] | None = None, wait: bool = True
+    workdir: Path, *args: str, env: dict[str, str] | None = None, wait: bool = True, port: int | None = None
 ) -> Iterator[RunningServer]:
-    """A server with its own SQLite database and artifact directory under `workdir`."""
+    """A server with its own SQLite database and artifact directory under `workdir`; on `port`
+    when given (an identity provider needs the callback URL before the server starts)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     argv = [sys.executable, "-m", "gateway.cli", "server", "--host", "127.0.0.1", "--port", str(port)]
     if "--backend-store-uri" not in args and "--artifacts-only" not in args:
         argv += ["--backend-store-uri", f"sqlite:///{workdir}/trackgate.db"]
@@ -77,4 +78,3 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-

@@ -167,24 +167,34 @@ async def callback(request: web.Request) -> web.StreamResponse:
 
 
 async def sign_out(request: web.Request) -> web.StreamResponse:
-    """Forget the session (and, with oidc_end_session, end it at the provider too)."""
+    """Forget the session, then go to `rd` (a local path) or show a signed-out page. With
+    oidc_end_session the provider's session ends too; otherwise the next sign-in may pass the
+    provider without a password (its own session is still there), which is why the default is
+    a page rather than "/", which would sign the browser straight back in."""
     sso = request.app[keys.sso]
-    rd = safe_redirect(request.query.get("rd"))
+    rd = safe_redirect(request.query.get("rd")) if "rd" in request.query else None
     location = rd
     if sso.config.oidc_end_session and sso.client is not None:
         with contextlib.suppress(ProviderError):
-            location = await sso.client.end_session_url(public_origin(request) + rd) or rd
-    response = web.Response(status=302, headers={"Location": location, "Cache-Control": "no-store"})
+            location = await sso.client.end_session_url(public_origin(request) + (rd or "/")) or rd
+    if location is None:
+        response = page(200, "Signed out", "You are signed out of this server.", again=True)
+    else:
+        response = web.Response(status=302, headers={"Location": location, "Cache-Control": "no-store"})
     if sso.authenticator is not None:
         sso.authenticator.cookies.clear(request, response)
     return response
 
 
 async def userinfo(request: web.Request) -> web.Response:
-    """The signed-in identity as JSON (oauth2-proxy's /oauth2/userinfo), or 401."""
+    """The signed-in identity: JSON (oauth2-proxy's /oauth2/userinfo), or for a browser page load
+    a small page saying who is signed in; 401 when nobody is."""
     _, authenticator = request.app[keys.sso].ready()
     identity = request.get(keys.identity) or await authenticator.authenticate(request)
+    wants_page = "text/html" in request.headers.get("Accept", "")
     if identity is None:
+        if wants_page:
+            return page(401, "Not signed in", "You are not signed in to this server.", again=True)
         error = {"error_code": "UNAUTHENTICATED", "message": "Not signed in."}
         return web.json_response(error, status=401)
     body: dict[str, object] = {
@@ -193,6 +203,10 @@ async def userinfo(request: web.Request) -> web.Response:
         "groups": list(identity.groups),
         "method": identity.method,
     }
+    if wants_page:
+        who = identity.email or identity.subject
+        groups = ", ".join(identity.groups) or "none"
+        return page(200, f"Signed in as {who}", f"Subject {identity.subject}; groups: {groups}.", sign_out=True)
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
@@ -211,9 +225,11 @@ def callback_url(request: web.Request) -> str:
     return configured or public_origin(request) + CALLBACK_PATH
 
 
-def page(status: int, title: str, message: str, *, again: bool = False) -> web.Response:
+def page(status: int, title: str, message: str, *, again: bool = False, sign_out: bool = False) -> web.Response:
     """A small HTML page for a person in a browser; every text escaped."""
     link = f'<p><a href="{START_PATH}">Sign in again</a></p>' if again else ""
+    if sign_out:
+        link = '<p><a href="/oauth2/sign_out">Sign out</a></p>'
     text = (
         "<!doctype html><html lang=en><meta charset=utf-8>"
         f"<title>{html.escape(title)} · trackgate</title>"

@@ -256,6 +256,9 @@ async def test_sign_out_clears_the_session(gateway: Any, browser: requests.Sessi
     assert out.status_code == 302 and out.headers["Location"] == "/"
     assert SESSION_COOKIE not in browser.cookies
     assert (await in_thread(browser.get, f"{base}/protected")).status_code == 401
+    await in_thread(sign_in, browser, f"{base}/oauth2/start")
+    page = await in_thread(browser.get, f"{base}/oauth2/sign_out", allow_redirects=False)
+    assert page.status_code == 200 and "Signed out" in page.text and SESSION_COOKIE not in browser.cookies
     userinfo = await in_thread(browser.get, f"{base}/oauth2/userinfo")
     assert userinfo.status_code == 401 and userinfo.json()["error_code"] == "UNAUTHENTICATED"
 
