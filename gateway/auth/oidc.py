@@ -17,6 +17,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -71,7 +72,8 @@ async def cookie_secret(config: Config) -> bytes:
 async def open_sso(app: web.Application) -> AsyncIterator[SessionAuthenticator]:
     """Startup: the cookie secret, the provider client, the authenticator; closed at shutdown."""
     sso = app[keys.sso]
-    cookies = SessionCookies(await cookie_secret(sso.config), sso.config.session_lifetime)
+    https = (sso.config.oidc_redirect_url or "").startswith("https://")
+    cookies = SessionCookies(await cookie_secret(sso.config), sso.config.session_lifetime, always_secure=https)
     async with OIDCClient(sso.config) as client:
         sso.client, sso.authenticator = client, SessionAuthenticator(cookies, client, sso.config)
         try:
@@ -214,7 +216,12 @@ async def userinfo(request: web.Request) -> web.Response:
 
 
 def public_origin(request: web.Request) -> str:
-    """scheme://host the browser used to reach us (as trusted proxies say, when configured)."""
+    """scheme://host the browser uses: that of oidc_redirect_url when set (the public URL),
+    else as the request came (as trusted proxies say, when configured)."""
+    configured = request.app[keys.config].oidc_redirect_url
+    if configured:
+        parts = urlsplit(configured)
+        return f"{parts.scheme}://{parts.netloc}"
     return f"{request.scheme}://{request.host}"
 
 

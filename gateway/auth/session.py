@@ -61,8 +61,9 @@ def decode_secret(text: str) -> bytes:
 class SessionCookies:
     """Reads and writes the session cookie and the short-lived sign-in cookies."""
 
-    def __init__(self, secret: bytes, lifetime: timedelta) -> None:
+    def __init__(self, secret: bytes, lifetime: timedelta, *, always_secure: bool = False) -> None:
         self.lifetime = int(lifetime.total_seconds())
+        self._always_secure = always_secure
         key = _derive(secret, b"session cookie v1")
         # Secure only when the browser reached us over TLS (a plain-http Secure cookie is never
         # sent back: a login loop), so one storage per scheme; both read the same cookies.
@@ -78,6 +79,12 @@ class SessionCookies:
             for secure in (False, True)
         }
         self._login = Fernet(base64.urlsafe_b64encode(_derive(secret, b"login cookie v1")))
+
+    def secure(self, request: web.Request) -> bool:
+        """Mark cookies Secure? When the browser reached us over TLS (behind a trusted proxy, the
+        forwarding middleware has made the request's scheme the browser's), and always when the
+        public callback URL is https (Cloud Run: TLS ends in front of us, no proxy to trust)."""
+        return self._always_secure or request.secure
 
     # -- the session --------------------------------------------------------------------------------
 
@@ -96,9 +103,7 @@ class SessionCookies:
         data["iat"] = session.created
         return data
 
-    async def write(
-        self, request: web.Request, response: web.StreamResponse, data: Mapping[str, Any]
-    ) -> None:
+    async def write(self, request: web.Request, response: web.StreamResponse, data: Mapping[str, Any]) -> None:
         """Issue a new session cookie for `data` (sub, email, groups, and optionally rt)."""
         now = int(time.time())
         session = Session(None, data=None, new=True, max_age=self.lifetime)
@@ -112,19 +117,17 @@ class SessionCookies:
         if fitted is None:
             raise CookieTooLarge()
         scratch = web.StreamResponse()
-        await self._storages[is_secure(request)].save_session(request, scratch, fitted)
+        await self._storages[self.secure(request)].save_session(request, scratch, fitted)
         _copy_cookies(scratch, response)
 
     def clear(self, request: web.Request, response: web.StreamResponse) -> None:
         scratch = web.StreamResponse()
-        scratch.del_cookie(SESSION_COOKIE, path="/", secure=is_secure(request), httponly=True, samesite="Lax")
+        scratch.del_cookie(SESSION_COOKIE, path="/", secure=self.secure(request), httponly=True, samesite="Lax")
         _copy_cookies(scratch, response)
 
     # -- a sign-in in progress ------------------------------------------------------------------------
 
-    def begin_login(
-        self, request: web.Request, response: web.StreamResponse, state: str, **values: str
-    ) -> None:
+    def begin_login(self, request: web.Request, response: web.StreamResponse, state: str, **values: str) -> None:
         """Remember state, nonce, PKCE verifier and rd for the callback, bound to this browser."""
         token = self._login.encrypt(json.dumps({"state": state, **values}).encode()).decode()
         response.set_cookie(
@@ -132,20 +135,18 @@ class SessionCookies:
             token,
             max_age=LOGIN_TTL,
             path="/oauth2/",
-            secure=is_secure(request),
+            secure=self.secure(request),
             httponly=True,
             samesite="Lax",
         )
 
-    def take_login(
-        self, request: web.Request, response: web.StreamResponse, state: str
-    ) -> dict[str, str] | None:
+    def take_login(self, request: web.Request, response: web.StreamResponse, state: str) -> dict[str, str] | None:
         """The values begun with `state` (and forget them: a callback works once), or None."""
         name = login_cookie_name(state)
         token = request.cookies.get(name)
         if token is None:
             return None
-        response.del_cookie(name, path="/oauth2/", secure=is_secure(request), httponly=True, samesite="Lax")
+        response.del_cookie(name, path="/oauth2/", secure=self.secure(request), httponly=True, samesite="Lax")
         try:
             values = json.loads(self._login.decrypt(token.encode(), ttl=LOGIN_TTL))
         except (InvalidToken, ValueError):
@@ -187,12 +188,6 @@ def login_cookie_name(state: str) -> str:
     digest = hashes.Hash(hashes.SHA256())
     digest.update(state.encode())
     return LOGIN_COOKIE_PREFIX + base64.urlsafe_b64encode(digest.finalize()).decode()[:16]
-
-
-def is_secure(request: web.Request) -> bool:
-    """Did the browser reach us over TLS? (Behind a trusted proxy, the forwarding middleware has
-    already made the request's scheme the one the browser used.)"""
-    return request.secure
 
 
 def mint_session_cookie(
@@ -246,11 +241,7 @@ class SessionAuthenticator:
         data = await self.cookies.read(request)
         if data is None:
             return None
-        if (
-            data.get("rt")
-            and self._client is not None
-            and time.time() > data["iat"] + self.cookies.lifetime / 2
-        ):
+        if data.get("rt") and self._client is not None and time.time() > data["iat"] + self.cookies.lifetime / 2:
             data = await self._refresh(request, data)
             if data is None:
                 return None
@@ -282,9 +273,7 @@ class SessionAuthenticator:
                 claims = await self._client.validate_id_token(tokens["id_token"], nonce=None)
                 if claims["sub"] != data["sub"]:
                     raise SignOnRefused("the provider answered for another subject")
-                claims = await allowlist.with_userinfo(
-                    claims, self._client, tokens.get("access_token"), self._config
-                )
+                claims = await allowlist.with_userinfo(claims, self._client, tokens.get("access_token"), self._config)
                 new["email"], new["groups"] = allowlist.check(claims, self._config)
             return new
         except SignOnRefused as exc:

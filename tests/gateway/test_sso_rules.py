@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ssl
 import time
 from datetime import timedelta
 from typing import Any
@@ -197,3 +198,14 @@ def test_a_large_session_drops_the_refresh_token_then_the_groups() -> None:
     fitted = fit(session)
     assert fitted is not None and "rt" not in fitted and fitted["groups"] == ["ml-team"]  # too long a token
     assert MAX_COOKIE < 4096
+
+
+@pytest.mark.parametrize(("always_secure", "tls"), [(False, False), (False, True), (True, False)])
+async def test_cookies_are_secure_over_tls_or_an_https_public_url(always_secure: bool, tls: bool) -> None:
+    cookies = SessionCookies(SECRET, HOUR, always_secure=always_secure)
+    request = make_mocked_request("GET", "/", sslcontext=ssl.create_default_context() if tls else None)
+    response = web.Response()
+    await cookies.write(request, response, {"sub": "a"})
+    header = response.headers["Set-Cookie"]
+    assert header.startswith(SESSION_COOKIE + "=") and "HttpOnly" in header and "SameSite=Lax" in header
+    assert ("Secure" in header) == (always_secure or tls)
