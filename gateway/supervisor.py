@@ -28,7 +28,7 @@ log = logging.getLogger("trackgate.supervisor")
 
 CORE_URL = "http://trackgate-core"  # host part is ignored on a Unix socket; it only fills Host
 READY_PATH = "/_trackgate/ready"  # core: 200 when its database is reachable
-HEALTH_PATH = "/health"  # core: 200 while the worker serves (liveness)
+HEALTH_PATH = "/_trackgate/alive"  # core: 200 while the worker serves (liveness; outside --static-prefix)
 POLL_INTERVAL = 0.05  # while waiting for the core to come (back) up
 HEALTH_INTERVAL = 1.0  # while it is healthy
 HEALTH_TIMEOUT = 5.0
@@ -165,7 +165,7 @@ class Supervisor:
         from tracking_core.store import schema  # lazy: SQLAlchemy stays out of the import path
 
         try:
-            await schema.prepare(self.config)
+            await schema.prepare_all(self.config)
         except schema.SchemaError as exc:
             raise CoreStartupError(str(exc)) from exc
         except Exception as exc:

@@ -1,7 +1,7 @@
 """STAND-IN tracking-core worker, used only by the gateway's unit tests.
 
 It speaks the supervisor contract of `tracking_core.worker` (`--listen-fd N`, config in
-`_TRACKGATE_CORE_CONFIG`, `/health`, `/_trackgate/ready`, drain on SIGTERM) but has no database.
+`_TRACKGATE_CORE_CONFIG`, `/_trackgate/alive`, `/_trackgate/ready`, drain on SIGTERM) but has no database.
 What it adds is control the real core does not offer a test:
 
 - FAKE_CORE_START_DELAY (seconds): sleep before serving, a slow-starting core;
@@ -106,7 +106,7 @@ def main() -> None:
         sys.exit(int(code))
     time.sleep(float(os.environ.get("FAKE_CORE_START_DELAY", "0")))
     app = web.Application()
-    app.router.add_get("/health", health)
+    app.router.add_get("/_trackgate/alive", health)
     app.router.add_get("/_trackgate/ready", ready)
     app.router.add_get("/pid", pid)
     app.router.add_get("/slow", slow)

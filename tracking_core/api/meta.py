@@ -9,6 +9,8 @@ from tracking_core.api.routing import json_response
 from tracking_core.keys import ARTIFACTS, CONFIG, STORES
 
 READY_PATH = "/_trackgate/ready"
+# Liveness for the supervisor; like READY_PATH it sits outside --static-prefix, at a fixed path.
+ALIVE_PATH = "/_trackgate/alive"
 
 
 async def health(_request: web.Request) -> web.Response:
@@ -50,6 +52,7 @@ async def ready(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application, prefix: str) -> None:
     app.router.add_get(READY_PATH, ready)
+    app.router.add_get(ALIVE_PATH, health)
     app.router.add_get(f"{prefix}/health", health)
     app.router.add_get(f"{prefix}/version", version)
     for root in ("api", "ajax-api"):
