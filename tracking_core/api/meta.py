@@ -47,6 +47,8 @@ async def ready(request: web.Request) -> web.Response:
     stores = request.app.get(STORES)
     if stores is not None:
         await stores.db.ping()
+        if stores.registry.owns_db:
+            await stores.registry.db.ping()
     return json_response({"status": "ok"})
 
 
