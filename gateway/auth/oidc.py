@@ -73,7 +73,12 @@ async def open_sso(app: web.Application) -> AsyncIterator[SessionAuthenticator]:
     """Startup: the cookie secret, the provider client, the authenticator; closed at shutdown."""
     sso = app[keys.sso]
     https = (sso.config.oidc_redirect_url or "").startswith("https://")
-    cookies = SessionCookies(await cookie_secret(sso.config), sso.config.session_lifetime, always_secure=https)
+    cookies = SessionCookies(
+        await cookie_secret(sso.config),
+        sso.config.session_lifetime,
+        always_secure=https,
+        login_path=sso.config.static_prefix + "/oauth2/",
+    )
     async with OIDCClient(sso.config) as client:
         sso.client, sso.authenticator = client, SessionAuthenticator(cookies, client, sso.config)
         try:
@@ -86,11 +91,12 @@ async def open_sso(app: web.Application) -> AsyncIterator[SessionAuthenticator]:
 
 def add_routes(app: web.Application) -> None:
     app[keys.sso] = SSO(app[keys.config])
-    app.router.add_get(START_PATH, start)
-    app.router.add_get(CALLBACK_PATH, callback)
-    app.router.add_route("GET", "/oauth2/sign_out", sign_out)
-    app.router.add_route("POST", "/oauth2/sign_out", sign_out)
-    app.router.add_get("/oauth2/userinfo", userinfo)
+    prefix = app[keys.config].static_prefix  # like every other route (and the login redirect)
+    app.router.add_get(prefix + START_PATH, start)
+    app.router.add_get(prefix + CALLBACK_PATH, callback)
+    app.router.add_route("GET", prefix + "/oauth2/sign_out", sign_out)
+    app.router.add_route("POST", prefix + "/oauth2/sign_out", sign_out)
+    app.router.add_get(prefix + "/oauth2/userinfo", userinfo)
 
     async def on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
         authenticator = app[keys.sso].authenticator
@@ -229,14 +235,15 @@ def callback_url(request: web.Request) -> str:
     """oidc_redirect_url, else derived from the request (it must be registered at the provider,
     so a forged Host header only gets the provider's own refusal)."""
     configured = request.app[keys.config].oidc_redirect_url
-    return configured or public_origin(request) + CALLBACK_PATH
+    return configured or public_origin(request) + request.app[keys.config].static_prefix + CALLBACK_PATH
 
 
 def page(status: int, title: str, message: str, *, again: bool = False, sign_out: bool = False) -> web.Response:
     """A small HTML page for a person in a browser; every text escaped."""
-    link = f'<p><a href="{START_PATH}">Sign in again</a></p>' if again else ""
+    # Relative links: every page is served under <static prefix>/oauth2/.
+    link = '<p><a href="start">Sign in again</a></p>' if again else ""
     if sign_out:
-        link = '<p><a href="/oauth2/sign_out">Sign out</a></p>'
+        link = '<p><a href="sign_out">Sign out</a></p>'
     text = (
         "<!doctype html><html lang=en><meta charset=utf-8>"
         f"<title>{html.escape(title)} · trackgate</title>"

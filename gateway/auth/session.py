@@ -61,9 +61,12 @@ def decode_secret(text: str) -> bytes:
 class SessionCookies:
     """Reads and writes the session cookie and the short-lived sign-in cookies."""
 
-    def __init__(self, secret: bytes, lifetime: timedelta, *, always_secure: bool = False) -> None:
+    def __init__(
+        self, secret: bytes, lifetime: timedelta, *, always_secure: bool = False, login_path: str = "/oauth2/"
+    ) -> None:
         self.lifetime = int(lifetime.total_seconds())
         self._always_secure = always_secure
+        self._login_path = login_path  # sign-in cookies go only to the /oauth2/ routes
         key = _derive(secret, b"session cookie v1")
         # Secure only when the browser reached us over TLS (a plain-http Secure cookie is never
         # sent back: a login loop), so one storage per scheme; both read the same cookies.
@@ -134,7 +137,7 @@ class SessionCookies:
             login_cookie_name(state),
             token,
             max_age=LOGIN_TTL,
-            path="/oauth2/",
+            path=self._login_path,
             secure=self.secure(request),
             httponly=True,
             samesite="Lax",
@@ -146,7 +149,7 @@ class SessionCookies:
         token = request.cookies.get(name)
         if token is None:
             return None
-        response.del_cookie(name, path="/oauth2/", secure=self.secure(request), httponly=True, samesite="Lax")
+        response.del_cookie(name, path=self._login_path, secure=self.secure(request), httponly=True, samesite="Lax")
         try:
             values = json.loads(self._login.decrypt(token.encode(), ttl=LOGIN_TTL))
         except (InvalidToken, ValueError):

@@ -180,6 +180,17 @@ async def test_group_allow_list(gateway: Any, browser: requests.Session) -> None
     assert admitted.json()["groups"] == ["ml-team", "ml-admins"]
 
 
+async def test_under_a_static_prefix(gateway: Any, browser: requests.Session) -> None:
+    base = await gateway(static_prefix="/mlflow")
+    seen: list[requests.Response] = []
+    final = await in_thread(sign_in, browser, f"{base}/mlflow/oauth2/start?rd=/protected", seen=seen)
+    assert final.url == f"{base}/protected" and final.json()["sub"] == "alice@example.test"
+    start = next(r for r in seen if r.url.startswith(base + "/mlflow/oauth2/start"))
+    assert "Path=/mlflow/oauth2/" in start.headers["Set-Cookie"]
+    redirect_uri = parse_qs(urlsplit(start.headers["Location"]).query)["redirect_uri"]
+    assert redirect_uri == [f"{base}/mlflow/oauth2/callback"]
+
+
 # -- state, nonce, PKCE, replay -------------------------------------------------------------------
 
 

@@ -32,6 +32,7 @@ CLIENT_SECRET = "trackgate-secret"
 CI_CLIENT_ID = "ci-job"
 CI_CLIENT_SECRET = "ci-secret"
 API_AUDIENCE = "https://trackgate.test"
+STATIC_PREFIX = "/mlflow"
 
 
 @dataclass
@@ -126,16 +127,17 @@ def running_provider(workdir: Path, rp_ports: list[int]) -> Iterator[OIDCProvide
     env = {
         **os.environ,
         "OP_PORT": str(port),
-        "RP_REDIRECTS": ",".join(f"http://127.0.0.1:{p}/oauth2/callback" for p in rp_ports),
+        # Each replica's callback, also under the static prefix /mlflow (--static-prefix tests).
+        "RP_REDIRECTS": ",".join(
+            f"http://127.0.0.1:{p}{prefix}/oauth2/callback" for p in rp_ports for prefix in ("", STATIC_PREFIX)
+        ),
         "RP_LOGOUTS": ",".join(f"http://127.0.0.1:{p}/" for p in rp_ports),
         "OP_JWKS": json.dumps({"keys": [key.as_dict(private=True)]}),
     }
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"op-{port}.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [node, "op.mjs"], cwd=OP_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+        process = subprocess.Popen([node, "op.mjs"], cwd=OP_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
     provider = OIDCProvider(f"http://127.0.0.1:{port}", process, log_path, list(rp_ports))
     try:
         _wait_ready(provider)
