@@ -13,9 +13,13 @@ from aiohttp.typedefs import Handler, Middleware
 
 import gateway
 from gateway import keys, proxy
+from gateway.auth import registry as auth_registry
+from gateway.auth.middleware import build_auth_middleware
 from gateway.config import Config
 from gateway.drain import Drain
+from gateway.forwarded import TrustedProxies, build_forwarded_middleware
 from gateway.supervisor import READY_PATH, PrepareSchema, supervisor_context
+from gateway.tls import TlsContext
 
 log = logging.getLogger("trackgate.gateway")
 
@@ -43,9 +47,11 @@ def build_gateway_app(
     """The public application. `core_command` / `prepare_schema` replace the real tracking-core
     worker and schema bootstrap (the gateway's own tests use a stand-in worker)."""
     drain = Drain()
-    app = web.Application(middlewares=build_middlewares(drain))
+    app = web.Application(middlewares=build_middlewares(drain, config))
     app[keys.config] = config
     app[keys.drain] = drain
+    if config.tls_cert:
+        app[keys.tls] = TlsContext(config)  # loaded now: a bad certificate stops startup at once
     # Order matters: the supervisor's context brings the core up (and, on cleanup, stops it
     # last); the proxy session opens on the socket the supervisor bound and closes first.
     app.cleanup_ctx.append(supervisor_context(core_command, prepare_schema))
@@ -54,11 +60,14 @@ def build_gateway_app(
     app.on_response_prepare.append(drain.on_response_prepare)
     app.router.add_get("/healthz", healthz, allow_head=True)
     app.router.add_get("/readyz", readyz, allow_head=True)
+    # Before the catch-all: the methods' own routes (/.well-known/jwks.json, /oauth2/*); their
+    # contexts open after the core and the proxy session.
+    auth_registry.install(app)
     app.router.add_route("*", "/{tail:.*}", proxy.proxy_handler)
     return app
 
 
-def build_middlewares(drain: Drain) -> list[Middleware]:
+def build_middlewares(drain: Drain, config: Config) -> list[Middleware]:
     """The middleware stack, outermost first. Why this order:
 
     0. drain tracking outermost: a SIGTERM waits for every request the gateway is handling,
@@ -67,13 +76,22 @@ def build_middlewares(drain: Drain) -> list[Middleware]:
        error responses the layers below produce) can carry the id.
     2. errors next: whatever goes wrong below (a bug, an auth failure) is answered in MLflow's
        JSON error shape with the request id, never as a traceback or aiohttp's text/plain page.
-    3. AUTHENTICATION GOES HERE (a later issue): inside the error handler so a 401 is rendered in
-       the same shape; before the proxy so only authenticated requests reach the core, and the
-       identity headers the core trusts are set from the authenticated identity alone (the proxy
+    3. forwarding next: a trusted reverse proxy's X-Forwarded-* become the request's remote,
+       scheme and host before anything (authentication, its logs, cookies' Secure flag,
+       redirects) looks at them; from anyone else they are ignored.
+    4. authentication last: inside the error handler so a 401 is rendered in the same shape;
+       before the proxy so only authenticated requests reach the core, and the identity
+       headers the core trusts are set from the authenticated identity alone (the proxy
        already drops every client-sent one).
     The proxy itself is the handler, not a middleware: /healthz and /readyz are routes next to it.
     """
-    return [drain.middleware, request_id_middleware, error_middleware]
+    return [
+        drain.middleware,
+        request_id_middleware,
+        error_middleware,
+        build_forwarded_middleware(TrustedProxies(config.trusted_proxies)),
+        build_auth_middleware(config),
+    ]
 
 
 @web.middleware

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from gateway.auth.oidc import SSO
     from gateway.auth.registry import AuthChain
     from gateway.drain import Drain
-    from gateway.forwarded import Client
     from gateway.supervisor import Supervisor
     from gateway.tls import TlsContext
 
@@ -55,9 +54,6 @@ identity = web.RequestKey("identity", Identity)
 
 # Where the accepted credential was carried (stripped before forwarding).
 consumed = web.RequestKey("consumed", Consumed)
-
-# The client as far as trusted proxies vouch for it (address, scheme, host, forwarded chain).
-client: web.RequestKey[Client] = web.RequestKey("client")
 
 # OIDC sign-on: the provider client and session authenticator the /oauth2/* routes use.
 sso: web.AppKey[SSO] = web.AppKey("sso")

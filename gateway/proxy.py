@@ -18,6 +18,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from gateway import keys
+from gateway.auth import upstream as auth_upstream
 from gateway.supervisor import CORE_URL
 
 log = logging.getLogger("trackgate.proxy")
@@ -101,11 +102,12 @@ def upstream_request_headers(request: web.Request, request_id: str) -> CIMultiDi
     """The client's headers minus hop-by-hop and identity headers, plus forwarding information."""
     headers = _filtered(request.raw_headers, _REQUEST_DROP, identity=True)
     headers["X-Request-Id"] = request_id
-    # What this gateway saw, replacing whatever the client claimed: no reverse proxy in front
-    # is trusted yet (a trusted_proxies setting may later let theirs through).
+    # What this gateway saw, replacing whatever the client claimed; behind a trusted reverse
+    # proxy, gateway.forwarded has already re-seen the request as that proxy describes it.
     headers["X-Forwarded-For"] = request.remote or ""
     headers["X-Forwarded-Proto"] = request.scheme
     headers["X-Forwarded-Host"] = request.host
+    auth_upstream.apply(request, headers)  # the identity in, the consumed credential out
     return headers
 
 

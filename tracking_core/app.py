@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.config import Config
-from tracking_core import middleware
+from tracking_core import identity, middleware
 from tracking_core.api import artifacts, artifacts_only, experiments, logged_models, meta, run_artifacts, runs
 from tracking_core.api.registry import ENDPOINTS as REGISTRY_ENDPOINTS
 from tracking_core.api.routing import add_endpoints
@@ -47,7 +47,7 @@ async def _stores_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def build_app(config: Config) -> web.Application:
     app = web.Application(
-        middlewares=[middleware.errors], client_max_size=config.max_body_mb * 1024 * 1024
+        middlewares=[middleware.errors, identity.identity], client_max_size=config.max_body_mb * 1024 * 1024
     )
     app[CONFIG] = config
     prefix = config.static_prefix

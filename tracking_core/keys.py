@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from gateway.auth.base import Identity
 from gateway.config import Config
 from tracking_core.artifacts.service import ArtifactService
 from tracking_core.store.database import Database
@@ -34,6 +35,8 @@ CONFIG = web.AppKey("config", Config)
 STORES = web.AppKey("stores", Stores)
 # Artifact stores and the proxy destination; present in every mode, artifacts-only included.
 ARTIFACTS = web.AppKey("artifacts", ArtifactService)
+# The authenticated caller of this request (tracking_core.identity); absent when unauthenticated.
+IDENTITY = web.RequestKey("identity", Identity)
 
 
 def stores(request: web.Request) -> Stores:

@@ -63,6 +63,7 @@ def install(app: web.Application) -> None:
         if method.add_routes is not None:
             method.add_routes(app)
     login_path = next((m.login_path for m in methods if m.login_path), None)
+    app.cleanup_ctx.append(engine_context)
 
     async def auth_context(app: web.Application) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
@@ -71,3 +72,21 @@ def install(app: web.Application) -> None:
             yield
 
     app.cleanup_ctx.append(auth_context)
+
+
+async def engine_context(app: web.Application) -> AsyncIterator[None]:
+    """The gateway's own small engine on the tracking database (users, tokens, stored keys).
+
+    Small pool: the gateway reads a user row every few seconds per user, not per request. An
+    engine connects lazily, so methods that never use it cost nothing. None with artifacts_only
+    (there is no tracking database then)."""
+    config = app[keys.config]
+    if config.artifacts_only:
+        yield
+        return
+    from tracking_core.store.database import create_engine  # lazy: SQLAlchemy only when used
+
+    engine = create_engine(config.with_changes(db_pool_size=2, db_max_overflow=2))
+    app[keys.auth_engine] = engine
+    yield
+    await engine.dispose()

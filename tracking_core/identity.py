@@ -1,0 +1,27 @@
+"""Who is calling, as the gateway established it: read once per request, typed, for handlers.
+
+The core listens only on the gateway's private socket, and the gateway removes every
+client-sent identity header before adding its own, so these headers are the gateway's word.
+No identity (an open server, a skip-auth route): `caller(request)` is None and handlers keep
+what the client said (e.g. a run's user_id), as `mlflow server` does.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway.auth.base import SUBJECT_HEADER, Identity
+from gateway.auth.upstream import parse_identity
+from tracking_core.keys import IDENTITY
+
+
+@web.middleware
+async def identity(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if SUBJECT_HEADER in request.headers and (found := parse_identity(request)) is not None:
+        request[IDENTITY] = found
+    return await handler(request)
+
+
+def caller(request: web.Request) -> Identity | None:
+    return request.get(IDENTITY)
