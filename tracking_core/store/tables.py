@@ -262,3 +262,25 @@ gateway_secrets = _table(
     sa.Column("value", sa.Text, nullable=False),
     sa.Column("created_time", sa.BigInteger, nullable=False),
 )
+
+# Users of HTTP basic auth (`trackgate users ...`). The password is kept only as a scrypt hash.
+users = _table(
+    "users",
+    sa.Column("name", name_type(256), primary_key=True),
+    sa.Column("password_hash", sa.String(512), nullable=False),
+    sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_time", sa.BigInteger, nullable=False),
+    sa.Column("password_changed_time", sa.BigInteger, nullable=False),
+)
+
+# Tokens trackgate issued (`trackgate tokens issue`), by their `jti`, so they can be listed and
+# revoked. The token itself is never stored: it is verified by signature.
+auth_tokens = _table(
+    "auth_tokens",
+    sa.Column("jti", sa.String(64), primary_key=True),
+    sa.Column("subject", name_type(256), nullable=False),
+    sa.Column("issued_time", sa.BigInteger, nullable=False),
+    sa.Column("expires_time", sa.BigInteger, nullable=True),
+    sa.Column("revoked_time", sa.BigInteger, nullable=True, index=True),
+    sa.Column("description", sa.String(500), nullable=True),
+)
