@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 import gateway
-from gateway import cli_db, cli_gc
+from gateway import cli_certs, cli_db, cli_gc, cli_tokens, cli_users
 from gateway import config as configuration
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
@@ -86,6 +86,9 @@ SUBCOMMANDS: list[tuple[str, AddArguments]] = [
     ("server", add_server_arguments),
     ("db", cli_db.add_db_arguments),
     ("gc", cli_gc.add_gc_arguments),
+    ("users", cli_users.add_users_arguments),
+    ("tokens", cli_tokens.add_tokens_arguments),
+    ("certs", cli_certs.add_certs_arguments),
 ]
 
 

@@ -38,19 +38,23 @@ async def start(config: Config, app: web.Application | None = None) -> web.AppRu
     Binding last means a platform's TCP startup probe, and every client, sees a closed port
     until the core can answer: the lesson of proxies that came up before their server.
     """
-    runner = make_runner(config, app or build_gateway_app(config))
+    app = app or build_gateway_app(config)
+    runner = make_runner(config, app)
+    tls = app.get(keys.tls)
     started = time.monotonic()
     try:
         await runner.setup()  # runs the supervisor's cleanup_ctx: workers up, core ready
         log.info("core ready in %.2f s", time.monotonic() - started)
-        site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
+        ssl_context = tls.listening if tls is not None else None
+        site = web.TCPSite(runner, config.host, config.port, reuse_address=True, ssl_context=ssl_context)
         await site.start()
     except BaseException:
         await runner.cleanup()
         raise
     for host, port in (a[:2] for a in runner.addresses):
         shown = f"[{host}]" if ":" in host else host
-        log.info("listening on http://%s:%d%s", shown, port, config.static_prefix)
+        scheme = "https" if tls is not None else "http"
+        log.info("listening on %s://%s:%d%s", scheme, shown, port, config.static_prefix)
     return runner
 
 
@@ -60,6 +64,10 @@ async def serve(config: Config) -> int:
     stop_requested = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop_requested.set)
+    # SIGHUP reloads the TLS certificate (new connections get it; none is dropped). Handled from
+    # the start, so an early SIGHUP is logged instead of killing the process.
+    serving: list[web.AppRunner] = []
+    loop.add_signal_handler(signal.SIGHUP, lambda: reload_tls(serving))
     log.info(
         "starting trackgate: %d core worker(s), tracking database %s",
         config.workers,
@@ -77,6 +85,7 @@ async def serve(config: Config) -> int:
         return 0
     try:
         runner = starting.result()
+        serving.append(runner)
     except CoreStartupError as exc:
         stopping.cancel()
         log.error("cannot start: %s", exc)
@@ -86,6 +95,14 @@ async def serve(config: Config) -> int:
     await stop(runner)
     log.info("stopped")
     return 0
+
+
+def reload_tls(serving: list[web.AppRunner]) -> None:
+    tls = serving[0].app.get(keys.tls) if serving else None
+    if tls is None:
+        log.info("SIGHUP: no TLS certificate to reload")
+        return
+    tls.reload()
 
 
 async def stop(runner: web.AppRunner) -> None:
