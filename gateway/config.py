@@ -539,6 +539,8 @@ def _validate_sso(v: dict[str, Any], sources: Mapping[str, str]) -> list[str]:
         problems.extend(cookie_secret_problems(v["cookie_secret"].reveal()))
     if not (v["oidc_issuer_url"] or "oidc" in (v.get("auth") or ())):
         return problems
+    if v.get("artifacts_only") and v["cookie_secret"] is None:
+        problems.append("artifacts_only has no database to keep a generated cookie secret in: set cookie_secret.")
     issuer = v["oidc_issuer_url"]
     if not issuer:
         problems.append("oidc_issuer_url is required for oidc sign-on, e.g. https://accounts.google.com.")

@@ -107,3 +107,9 @@ def test_both_secret_and_file_is_a_problem(tmp_path: Path) -> None:
     (tmp_path / "c").write_text("x")
     with pytest.raises(ConfigError, match="not both"):
         load({**SSO, "oidc_client_secret_file": str(tmp_path / "c")}, {})
+
+
+def test_artifacts_only_needs_a_configured_cookie_secret() -> None:
+    with pytest.raises(ConfigError, match="set cookie_secret"):
+        load({**SSO, "artifacts_only": True}, {})
+    assert load({**SSO, "artifacts_only": True, "cookie_secret": GOOD_SECRET}, {}).artifacts_only
