@@ -193,7 +193,6 @@ def refusal_cases(setup: Setup) -> dict[str, tuple[dict[str, Any], str, str]]:
 
     key = stored_signing_key(setup)
     none = f"{b64(json.dumps({'alg': 'none'}).encode())}.{b64(json.dumps(token_claims()).encode())}."
-    bearer = "Bearer realm=\"trackgate\""
     invalid = 'Bearer realm="trackgate", error="invalid_token"'
     basic = 'Basic realm="trackgate", charset="UTF-8"'
     return {
