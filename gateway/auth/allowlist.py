@@ -49,9 +49,7 @@ def check(claims: Mapping[str, Any], config: Config) -> tuple[str | None, tuple[
     groups = groups_of(claims, config.oidc_groups_claim)
     if config.oidc_email_domains or config.oidc_allowed_emails:
         if email is None:
-            raise SignOnRefused(
-                "The provider did not tell us your email address (is the email scope granted?)."
-            )
+            raise SignOnRefused("The provider did not tell us your email address (is the email scope granted?).")
         # Only an explicit `false` counts: Entra ID sends no email_verified at all.
         if claims.get("email_verified") in (False, "false"):
             raise SignOnRefused(f"The email address {email} is not verified at the provider.")

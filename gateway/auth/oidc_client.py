@@ -117,9 +117,7 @@ class OIDCClient:
                 except (JoseError, ValueError, TypeError, KeyError) as exc:
                     if self._keys is None:
                         raise ProviderError(f"the key set of {self.issuer} cannot be read") from exc
-                    log.warning(
-                        "keeping the last good key set of %s: the new one cannot be read", self.issuer
-                    )
+                    log.warning("keeping the last good key set of %s: the new one cannot be read", self.issuer)
                 self._keys_at = time.monotonic()
         assert self._keys is not None
         return self._keys
@@ -144,9 +142,7 @@ class OIDCClient:
 
     async def exchange_code(self, code: str, redirect_uri: str, verifier: str) -> dict[str, Any]:
         """Trade the authorization code (and the PKCE verifier) for tokens."""
-        body = prepare_token_request(
-            "authorization_code", code=code, redirect_uri=redirect_uri, code_verifier=verifier
-        )
+        body = prepare_token_request("authorization_code", code=code, redirect_uri=redirect_uri, code_verifier=verifier)
         return await self._token_request(body)
 
     async def refresh(self, refresh_token: str) -> dict[str, Any]:
