@@ -8,7 +8,6 @@ Other backends run writes concurrently. URIs are given the way `mlflow server` u
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ssl
 from collections.abc import AsyncIterator
@@ -20,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gateway.config import Config
+from tracking_core.store.sqlite_inline import INLINE_BUSY_TIMEOUT_MS, InlineSQLite
 
 ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -62,12 +62,22 @@ def create_engine(config: Config, uri: str | None = None) -> AsyncEngine:
         kwargs["connect_args"] = _mysql_ssl(config)
     engine = create_async_engine(url, **kwargs)
     if backend == "sqlite":
-        _configure_sqlite(engine)
+        _configure_sqlite(engine.sync_engine)
     return engine
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _inline_sqlite_engine(engine: AsyncEngine) -> sa.Engine:
+    """A synchronous twin of an aiosqlite engine (same file), for InlineSQLite.
+
+    Inline work never interleaves on the loop, so the default small pool is plenty.
+    """
+    sync = sa.create_engine(engine.url.set(drivername="sqlite+pysqlite"))
+    _configure_sqlite(sync, busy_timeout_ms=INLINE_BUSY_TIMEOUT_MS)
+    return sync
+
+
+def _configure_sqlite(engine: sa.Engine, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
+    @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let us emit BEGIN ourselves (the driver's implicit BEGIN is DEFERRED, which makes a
         # reader that later writes fail with SQLITE_BUSY instead of waiting).
@@ -76,7 +86,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         for pragma in (
             "journal_mode=WAL",
             "synchronous=NORMAL",
-            f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+            f"busy_timeout={busy_timeout_ms}",
             "foreign_keys=ON",
             # MLflow's LIKE is case-sensitive; ILIKE compiles to lower() LIKE lower().
             "case_sensitive_like=ON",
@@ -84,39 +94,52 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             cursor.execute("PRAGMA " + pragma)
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def on_begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("tg_write") else "BEGIN")
 
 
 class Database:
-    """Owns the engine; hands out read connections and write transactions."""
+    """Owns the engine; hands out read connections and write transactions.
+
+    SQLite runs inline on the event loop (see `sqlite_inline`); other backends use their async
+    driver, and their writes run concurrently.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.is_sqlite = self.dialect == "sqlite"
         self._write_engine = engine.execution_options(tg_write=True)
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._inline = InlineSQLite(_inline_sqlite_engine(engine)) if self.is_sqlite else None
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
+        if self._inline is not None:
+            async with self._inline.read() as inline:
+                yield inline  # type: ignore[misc]  # the AsyncConnection subset the store uses
+            return
         async with self.engine.connect() as conn:
             yield conn
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """One transaction, committed before the block's caller answers the client."""
-        if self._write_lock is None:
-            async with self._write_engine.begin() as conn:
-                yield conn
+        if self._inline is not None:
+            async with self._inline.write() as inline:
+                yield inline  # type: ignore[misc]
             return
-        async with self._write_lock, self._write_engine.begin() as conn:
+        async with self._write_engine.begin() as conn:
             yield conn
 
     async def ping(self) -> None:
+        if self._inline is not None:
+            self._inline.ping()
+            return
         async with self.engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
     async def close(self) -> None:
+        if self._inline is not None:
+            self._inline.close()
         await self.engine.dispose()
