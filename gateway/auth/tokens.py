@@ -103,6 +103,9 @@ class OwnTokens:
         self._leeway = config.jwt_leeway
         self._revocations = revocations
 
+    async def is_revoked(self, jti: str) -> bool:
+        return await self._revocations.is_revoked(jti)
+
     async def verify(self, token: str, header: Mapping[str, Any]) -> Identity:
         if header.get("kid") not in (None, self.key.kid):
             raise AuthenticationFailed("Token signed by an unknown key.", challenge=CHALLENGE_INVALID)
@@ -118,7 +121,7 @@ class OwnTokens:
             )
         except jwt.InvalidTokenError as exc:
             raise AuthenticationFailed(f"Invalid token: {exc}.", challenge=CHALLENGE_INVALID) from None
-        if await self._revocations.is_revoked(str(claims["jti"])):
+        if await self.is_revoked(str(claims["jti"])):
             raise AuthenticationFailed("Token has been revoked.", challenge=CHALLENGE_INVALID)
         email = claims.get("email")
         groups = claims.get("groups")
