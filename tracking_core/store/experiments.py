@@ -45,8 +45,11 @@ async def _load(conn: AsyncConnection, ids: Sequence[int]) -> list[dict[str, Any
     return [_render(rows[i], tags.get(i, [])) for i in ids if i in rows]
 
 
+_BY_ID = sa.select(E).where(E.c.experiment_id == sa.bindparam("experiment_id"))
+
+
 async def _row(conn: AsyncConnection, experiment_id: int) -> sa.Row[Any]:
-    row = (await conn.execute(sa.select(E).where(E.c.experiment_id == experiment_id))).first()
+    row = (await conn.execute(_BY_ID, {"experiment_id": experiment_id})).first()
     if row is None:
         raise not_found(f"No Experiment with id={experiment_id} exists")
     return row

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,6 +25,10 @@ from tracking_core.store.upsert import upsert
 
 R = tables.runs
 RUN_NAME_TAG = "mlflow.runName"
+# Statements of the hot paths, built once (building SQLAlchemy expressions per request is not free).
+_INSERT_RUN = R.insert()
+_INSERT_TAG = tables.run_tags.insert()
+_RUN_BY_ID = sa.select(R).where(R.c.run_id == sa.bindparam("run_id"))
 
 
 def render_info(row: Any) -> dict[str, Any]:
@@ -51,82 +56,95 @@ def _metric(m: Any) -> dict[str, Any]:
     return out
 
 
+_IDS = sa.bindparam("ids", expanding=True)
+_RUNS_BY_IDS = sa.select(R).where(R.c.run_id.in_(_IDS))
+_PARAMS_OF = sa.select(tables.params).where(tables.params.c.run_id.in_(_IDS)).order_by(tables.params.c.key)
+_TAGS_OF = sa.select(tables.run_tags).where(tables.run_tags.c.run_id.in_(_IDS)).order_by(tables.run_tags.c.key)
+_LATEST_OF = (
+    sa.select(tables.latest_metrics)
+    .where(tables.latest_metrics.c.run_id.in_(_IDS))
+    .order_by(tables.latest_metrics.c.key)
+)
+_I = tables.inputs.c
+# Every edge that touches the runs: datasets and models they used, models they produced.
+_EDGES_OF = sa.select(_I.input_uuid, _I.source_type, _I.source_id, _I.destination_id, _I.step).where(
+    sa.or_(
+        sa.and_(_I.destination_type.in_(("RUN", "RUN_INPUT")), _I.destination_id.in_(_IDS)),
+        sa.and_(_I.source_type == "RUN_OUTPUT", _I.source_id.in_(_IDS)),
+    )
+).order_by(_I.step, _I.source_id, _I.destination_id)
+_D = tables.datasets
+_DATASETS = sa.select(_D).where(_D.c.dataset_uuid.in_(sa.bindparam("uuids", expanding=True))).order_by(
+    _D.c.name, _D.c.digest
+)
+_INPUT_TAGS = sa.select(tables.input_tags).where(
+    tables.input_tags.c.input_uuid.in_(sa.bindparam("uuids", expanding=True))
+)
+
+
 async def load_runs(conn: AsyncConnection, ids: Sequence[str]) -> list[dict[str, Any]]:
     """Full Run messages for `ids`, in that order, with one query per child table."""
     if not ids:
         return []
-    rows = {r.run_id: r for r in await conn.execute(sa.select(R).where(R.c.run_id.in_(ids)))}
+    bound = {"ids": list(ids)}
+    rows = {r.run_id: r for r in await conn.execute(_RUNS_BY_IDS, bound)}
     data: dict[str, dict[str, list[Any]]] = {i: {"metrics": [], "params": [], "tags": []} for i in rows}
-    for table, field in ((tables.params, "params"), (tables.run_tags, "tags")):
-        for kv in await conn.execute(sa.select(table).where(table.c.run_id.in_(ids)).order_by(table.c.key)):
+    for stmt, field in ((_PARAMS_OF, "params"), (_TAGS_OF, "tags")):
+        for kv in await conn.execute(stmt, bound):
             data[kv.run_id][field].append({"key": kv.key, "value": kv.value})
-    latest = tables.latest_metrics
-    for m in await conn.execute(sa.select(latest).where(latest.c.run_id.in_(ids)).order_by(latest.c.key)):
+    for m in await conn.execute(_LATEST_OF, bound):
         data[m.run_id]["metrics"].append(_metric(m))
-    inputs = await _dataset_inputs(conn, ids)
-    model_edges = await _model_edges(conn, ids)
+    inputs, outputs = await _edges(conn, bound)
     runs = []
     for run_id in ids:
         row = rows.get(run_id)
         if row is None:
             continue
-        run_inputs = {"dataset_inputs": inputs[run_id]} if run_id in inputs else {}
-        edges = model_edges.get(run_id, {})
-        if "model_inputs" in edges:
-            run_inputs["model_inputs"] = edges["model_inputs"]
-        run_outputs = {"model_outputs": edges["model_outputs"]} if "model_outputs" in edges else {}
         run_data = {k: v for k, v in data[run_id].items() if v}
-        runs.append({"info": render_info(row), "data": run_data, "inputs": run_inputs, "outputs": run_outputs})
+        runs.append({"info": render_info(row), "data": run_data, "inputs": inputs.get(run_id, {}),
+                     "outputs": outputs.get(run_id, {})})
     return runs
 
 
-async def _model_edges(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """Logged models a run used (model_inputs) and produced (model_outputs)."""
-    i = tables.inputs
-    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    produced = sa.select(i.c.source_id, i.c.destination_id, i.c.step).where(
-        i.c.source_type == "RUN_OUTPUT", i.c.source_id.in_(ids), i.c.destination_type == "MODEL_OUTPUT")
-    for r in await conn.execute(produced.order_by(i.c.step, i.c.destination_id)):
-        out.setdefault(r.source_id, {}).setdefault("model_outputs", []).append(
-            {"model_id": r.destination_id, "step": r.step})
-    used = sa.select(i.c.source_id, i.c.destination_id).where(
-        i.c.destination_type == "RUN_INPUT", i.c.destination_id.in_(ids), i.c.source_type == "MODEL_INPUT")
-    for r in await conn.execute(used.order_by(i.c.source_id)):
-        out.setdefault(r.destination_id, {}).setdefault("model_inputs", []).append({"model_id": r.source_id})
-    return out
-
-
-async def _dataset_inputs(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    i, d, t = tables.inputs, tables.datasets, tables.input_tags
-    stmt = (
-        sa.select(i.c.input_uuid, i.c.destination_id, d)
-        .join(d, d.c.dataset_uuid == i.c.source_id)
-        .where(i.c.source_type == "DATASET", i.c.destination_type == "RUN", i.c.destination_id.in_(ids))
-        .order_by(d.c.name, d.c.digest)
-    )
-    found = list(await conn.execute(stmt))
-    if not found:
-        return {}
+async def _edges(
+    conn: AsyncConnection, bound: dict[str, list[str]]
+) -> tuple[dict[str, dict[str, list[Any]]], dict[str, dict[str, list[Any]]]]:
+    """RunInputs (dataset_inputs, model_inputs) and RunOutputs (model_outputs) per run id."""
+    inputs: dict[str, dict[str, list[Any]]] = {}
+    outputs: dict[str, dict[str, list[Any]]] = {}
+    dataset_edges = []
+    for e in await conn.execute(_EDGES_OF, bound):
+        if e.source_type == "DATASET":
+            dataset_edges.append(e)
+        elif e.source_type == "MODEL_INPUT":
+            inputs.setdefault(e.destination_id, {}).setdefault("model_inputs", []).append({"model_id": e.source_id})
+        else:
+            outputs.setdefault(e.source_id, {}).setdefault("model_outputs", []).append(
+                {"model_id": e.destination_id, "step": e.step})
+    if not dataset_edges:
+        return inputs, outputs
+    found = await conn.execute(_DATASETS, {"uuids": [e.source_id for e in dataset_edges]})
+    datasets = {d.dataset_uuid: d for d in found}
     tags: dict[str, list[dict[str, str]]] = {}
-    tag_rows = await conn.execute(sa.select(t).where(t.c.input_uuid.in_([r.input_uuid for r in found])))
-    for tag in tag_rows:
+    for tag in await conn.execute(_INPUT_TAGS, {"uuids": [e.input_uuid for e in dataset_edges]}):
         tags.setdefault(tag.input_uuid, []).append({"key": tag.name, "value": tag.value})
-    out: dict[str, list[dict[str, Any]]] = {}
-    for r in found:
-        dataset = {"name": r.name, "digest": r.digest, "source_type": r.source_type, "source": r.source}
-        if r.schema is not None:
-            dataset["schema"] = r.schema
-        if r.profile is not None:
-            dataset["profile"] = r.profile
+    order = list(datasets)
+    for e in sorted(dataset_edges, key=lambda e: order.index(e.source_id)):
+        d = datasets[e.source_id]
+        dataset = {"name": d.name, "digest": d.digest, "source_type": d.source_type, "source": d.source}
+        if d.schema is not None:
+            dataset["schema"] = d.schema
+        if d.profile is not None:
+            dataset["profile"] = d.profile
         entry: dict[str, Any] = {"dataset": dataset}
-        if r.input_uuid in tags:
-            entry["tags"] = tags[r.input_uuid]
-        out.setdefault(r.destination_id, []).append(entry)
-    return out
+        if e.input_uuid in tags:
+            entry["tags"] = tags[e.input_uuid]
+        inputs.setdefault(e.destination_id, {}).setdefault("dataset_inputs", []).append(entry)
+    return inputs, outputs
 
 
 async def require_run(conn: AsyncConnection, run_id: str, *, active: bool = True) -> Any:
-    row = (await conn.execute(sa.select(R).where(R.c.run_id == run_id))).first()
+    row = (await conn.execute(_RUN_BY_ID, {"run_id": run_id})).first()
     if row is None:
         raise not_found(f"Run with id={run_id} not found")
     if active and row.lifecycle_stage != LifecycleStage.ACTIVE:
@@ -158,26 +176,26 @@ class RunStore:
         name = run_name or tagged_name or random_run_name()
         tag_map[RUN_NAME_TAG] = name
         run_id = uuid.uuid4().hex
+        row = {
+            "run_id": run_id,
+            "experiment_id": experiment_id,
+            "name": name,
+            "user_id": user_id,
+            "status": RunStatus.RUNNING.value,
+            "start_time": start_time if start_time is not None else now_ms(),
+            "end_time": None,
+            "deleted_time": None,
+            "lifecycle_stage": LifecycleStage.ACTIVE.value,
+        }
+        tag_rows = [{"run_id": run_id, "key": k, "value": v} for k, v in tag_map.items()]
         async with self.db.write() as conn:
             experiment = await experiment_queries.require_active(conn, experiment_id)
-            await conn.execute(
-                R.insert().values(
-                    run_id=run_id,
-                    experiment_id=experiment_id,
-                    name=name,
-                    user_id=user_id,
-                    status=RunStatus.RUNNING.value,
-                    start_time=start_time if start_time is not None else now_ms(),
-                    end_time=None,
-                    deleted_time=None,
-                    lifecycle_stage=LifecycleStage.ACTIVE.value,
-                    artifact_uri=join_uri(experiment.artifact_location, run_id, "artifacts"),
-                )
-            )
-            await conn.execute(
-                tables.run_tags.insert(), [{"run_id": run_id, "key": k, "value": v} for k, v in tag_map.items()]
-            )
-            return (await load_runs(conn, [run_id]))[0]
+            row["artifact_uri"] = join_uri(experiment.artifact_location, run_id, "artifacts")
+            await conn.execute(_INSERT_RUN, row)
+            await conn.execute(_INSERT_TAG, tag_rows)
+        # A new run has exactly what was just written; no need to read it back.
+        tags = [{"key": t["key"], "value": t["value"]} for t in sorted(tag_rows, key=lambda t: t["key"])]
+        return {"info": render_info(SimpleNamespace(**row)), "data": {"tags": tags}, "inputs": {}, "outputs": {}}
 
     async def get(self, run_id: str) -> dict[str, Any]:
         async with self.db.read() as conn:

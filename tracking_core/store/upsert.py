@@ -7,6 +7,7 @@ database allows it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,19 +20,23 @@ def _primary_key(table: sa.Table) -> list[str]:
     return [c.name for c in table.primary_key.columns]
 
 
+@functools.cache
+def _insert_ignore_statement(dialect: str, table: sa.Table) -> Any:
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if dialect in ("mysql", "mariadb"):
+        return mysql.insert(table).prefix_with("IGNORE")
+    return None
+
+
 async def insert_ignore(conn: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert rows, silently skipping any whose primary or unique key already exists."""
     if not rows:
         return
-    name = conn.dialect.name
-    stmt: Any
-    if name == "sqlite":
-        stmt = sqlite.insert(table).on_conflict_do_nothing()
-    elif name == "postgresql":
-        stmt = postgresql.insert(table).on_conflict_do_nothing()
-    elif name in ("mysql", "mariadb"):
-        stmt = mysql.insert(table).prefix_with("IGNORE")
-    else:
+    stmt = _insert_ignore_statement(conn.dialect.name, table)
+    if stmt is None:
         for row in rows:
             try:
                 async with conn.begin_nested():
