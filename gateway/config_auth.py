@@ -32,10 +32,15 @@ class JwtIssuer:
     groups_claim: str = "groups"
     jwks_uri: str | None = None
     ca_file: str | None = None  # CA bundle for the issuer's HTTPS (a cluster's private CA)
+    # Which subjects may call (fnmatch patterns of the subject claim, e.g. "repo:my-org/*").
+    # Required: Google, GitHub and GitLab mint tokens for ANY account with any audience asked
+    # for, so issuer + audience alone would admit strangers. "*" admits all, deliberately.
+    allowed_subjects: tuple[str, ...] = ()
 
     @classmethod
     def parse_list(cls, raw: Any) -> tuple[JwtIssuer, ...]:
-        """From TOML tables, a JSON list, or oauth2-proxy's `ISSUER=AUDIENCE,ISSUER=AUDIENCE`."""
+        """From TOML tables, a JSON list, or oauth2-proxy's `ISSUER=AUDIENCE,ISSUER=AUDIENCE` (which, as
+        in oauth2-proxy, admits every subject of the issuer)."""
         if isinstance(raw, str):
             text = raw.strip()
             if not text:
@@ -49,7 +54,7 @@ class JwtIssuer:
                     issuer, sep, audience = pair.partition("=")
                     if not sep:
                         raise ValueError(f"{pair!r} is not ISSUER=AUDIENCE")
-                    raw.append({"issuer": issuer, "audience": audience})
+                    raw.append({"issuer": issuer, "audience": audience, "allowed_subjects": ["*"]})
         if not isinstance(raw, list):
             raise ValueError("expected a list of issuers")
         return tuple(cls.from_mapping(item) for item in raw)
@@ -61,13 +66,15 @@ class JwtIssuer:
         unknown = set(item) - {f for f in cls.__dataclass_fields__}
         if unknown:
             raise ValueError(f"unknown issuer key(s) {', '.join(sorted(unknown))}")
-        audience = item.get("audience")
-        audiences = (audience,) if isinstance(audience, str) else tuple(audience or ())
-        values = {k: v for k, v in item.items() if k != "audience"}
-        return cls(audience=tuple(str(a) for a in audiences), **values)
+        lists = {}
+        for name in ("audience", "allowed_subjects"):
+            value = item.get(name)
+            lists[name] = tuple(str(v) for v in ((value,) if isinstance(value, str) else (value or ())))
+        values = {k: v for k, v in item.items() if k not in lists}
+        return cls(**lists, **values)
 
     def to_plain(self) -> dict[str, Any]:
-        return {**self.__dict__, "audience": list(self.audience)}
+        return {**self.__dict__, "audience": list(self.audience), "allowed_subjects": list(self.allowed_subjects)}
 
 
 def validate_auth(v: dict[str, Any], where: Callable[[str], str]) -> list[str]:
@@ -150,6 +157,12 @@ def _issuer_problems(issuer: JwtIssuer) -> list[str]:
         problems.append(f"{label}: audience is required (the value tokens must carry in `aud`).")
     if not issuer.subject_claim:
         problems.append(f"{label}: subject_claim must name a claim.")
+    if not issuer.allowed_subjects:
+        problems.append(
+            f"{label}: allowed_subjects is required: the {issuer.subject_claim} values that may call, as patterns "
+            "(e.g. ['deployer@my-project.iam.gserviceaccount.com'] or ['repo:my-org/*']). Issuers like Google and "
+            "GitHub give any account a token for any audience; ['*'] admits them all."
+        )
     if issuer.ca_file is not None and not os.path.isfile(issuer.ca_file):
         problems.append(f"{label}: ca_file {issuer.ca_file} does not exist.")
     return problems

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import logging
 import ssl
 import time
@@ -125,6 +126,9 @@ class IssuerKeys:
         subject = claims.get(issuer.subject_claim)
         if not isinstance(subject, str) or not subject:
             raise AuthenticationFailed(f"Token has no {issuer.subject_claim!r} claim naming the caller.",
+                                       challenge=CHALLENGE_INVALID)
+        if not any(fnmatch.fnmatchcase(subject, pattern) for pattern in issuer.allowed_subjects):
+            raise AuthenticationFailed(f"The token's subject is not allowed here ({issuer.subject_claim} {subject!r}).",
                                        challenge=CHALLENGE_INVALID)
         email = claims.get(issuer.email_claim)
         groups = claims.get(issuer.groups_claim)

@@ -74,7 +74,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, oidc_provider: OIDCProvider)
     assert created.returncode == 0, created.stderr
     issued = cli("tokens", "issue", "--subject", "ci-deploy", "--ttl", "30d", "--backend-store-uri", db_uri)
     assert issued.returncode == 0, issued.stderr
-    issuers = json.dumps([{"issuer": oidc_provider.issuer, "audience": API_AUDIENCE}])
+    issuers = json.dumps([{"issuer": oidc_provider.issuer, "audience": API_AUDIENCE, "allowed_subjects": ["ci-*"]}])
     args = ["--backend-store-uri", db_uri, "--auth", "basic,bearer,mtls", "--tls-cert", str(d / "server.pem"),
             "--tls-key", str(d / "server-key.pem"), "--tls-client-ca", str(d / "ca.pem"),
             "--client-cert-mode", "optional", "--jwt-issuers", issuers]

@@ -14,10 +14,11 @@ def test_every_source(tmp_path: Path) -> None:
     toml = tmp_path / "c.toml"
     toml.write_text('auth = ["basic", "bearer"]\ntrusted_proxies = ["10.0.0.0/8"]\n'
                     '[[jwt_issuers]]\nissuer = "https://accounts.google.com"\naudience = "https://tg.example"\n'
-                    'subject_claim = "email"\n')
+                    'subject_claim = "email"\nallowed_subjects = ["deployer@p.iam.gserviceaccount.com"]\n')
     config = load({}, env={}, config_file=str(toml))
     assert config.auth == ("basic", "bearer") and config.trusted_proxies == ("10.0.0.0/8",)
-    assert config.jwt_issuers == (JwtIssuer("https://accounts.google.com", ("https://tg.example",), "email"),)
+    assert config.jwt_issuers == (JwtIssuer("https://accounts.google.com", ("https://tg.example",), "email",
+                                            allowed_subjects=("deployer@p.iam.gserviceaccount.com",)),)
     assert load({}, env={"TRACKGATE_AUTH": "bearer"}, config_file=str(toml)).auth == ("bearer",)
     assert load({"auth": "bearer,basic"}, env={"TRACKGATE_AUTH": "bearer"}).auth == ("bearer", "basic")
 
@@ -42,7 +43,8 @@ def test_all_problems_at_once(tmp_path: Path) -> None:
     text = str(raised.value)
     for fragment in ("unknown method 'kerberos'", "lists a method twice", "10.0.0.0/33", "regular expression",
                      "client_cert_mode must be one of", "the file /nope.pem does not exist", "need tls_cert",
-                     "'ou' is not one of", "issuer must be an https URL", "audience is required", "jwt_leeway"):
+                     "'ou' is not one of", "issuer must be an https URL", "audience is required", "jwt_leeway",
+                     "allowed_subjects is required"):
         assert fragment in text, fragment
 
 
@@ -70,5 +72,5 @@ def test_bad_signing_key_is_reported_without_its_content() -> None:
 
 def test_issuers_survive_the_trip_to_the_core() -> None:
     config = load({"jwt_issuers": '[{"issuer": "https://gitlab.com", "audience": ["a", "b"], '
-                                  '"subject_claim": "project_path"}]'}, env={})
+                                  '"subject_claim": "project_path", "allowed_subjects": ["my-group/*"]}]'}, env={})
     assert Config.from_json(config.to_json()).jwt_issuers == config.jwt_issuers

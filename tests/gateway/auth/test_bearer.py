@@ -90,7 +90,7 @@ async def issuer(aiohttp_server: Any) -> Issuer:
 @pytest.fixture
 async def gw(gateway_factory: Callable[..., Awaitable[Any]], tracking_db: str, issuer: Issuer) -> Any:
     issuers = json.dumps([{"issuer": issuer.url, "audience": "https://trackgate.test",
-                           "subject_claim": "sub"}])
+                           "subject_claim": "sub", "allowed_subjects": ["repo:org/*"]}])
     gateway = await gateway_factory(auth="bearer", backend_store_uri=tracking_db, token_signing_key=OWN_KEY,
                                     jwt_issuers=issuers)
     gateway.db = tracking_db
@@ -198,6 +198,7 @@ async def test_external_issuer_refusals(gw: Any, issuer: Issuer) -> None:
         "expired": (issuer.token(exp=int(time.time()) - 600), "expired"),
         "hs256-with-rsa-public-key": (confused, "alg value is not allowed"),
         "no-subject": (issuer.token(sub=None), "'sub'"),
+        "subject-not-allowed": (issuer.token(sub="repo:stranger/app:ref:refs/heads/main"), "not allowed"),
         "unknown-kid": (jwt.encode(claims(iss=issuer.url, aud="https://trackgate.test"),
                                    issuer.keys["k1"], algorithm="RS256", headers={"kid": "nope"}), "unknown key"),
     }
