@@ -22,6 +22,7 @@ from multidict import CIMultiDict
 from gateway import keys
 from gateway.auth.base import AuthenticationFailed
 from gateway.auth.paths import SkipAuth, normalise
+from gateway.auth.throttle import FailureThrottle
 from gateway.config import Config
 
 log = logging.getLogger("trackgate.auth")
@@ -52,12 +53,19 @@ def is_browser_navigation(request: web.Request, path: str) -> bool:
 def build_auth_middleware(config: Config) -> Middleware:
     skip = SkipAuth(config.skip_auth_routes, config.static_prefix)
     prefix = config.static_prefix
+    throttle = FailureThrottle()
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         chain = request.app.get(keys.auth_chain)
         if chain is None or skip.exempt(request.raw_path):
             return await handler(request)
+        address = request.remote or ""
+        if "Authorization" in request.headers and (wait := throttle.retry_after(address)) is not None:
+            return web.json_response(
+                {"error_code": "RESOURCE_EXHAUSTED", "message": "Too many failed sign-in attempts; retry later."},
+                status=429, headers={"Retry-After": str(int(wait) + 1)},
+            )
         for authenticator in chain.authenticators:
             try:
                 identity = await authenticator.authenticate(request)
@@ -66,6 +74,7 @@ def build_auth_middleware(config: Config) -> Middleware:
                     "request %s: %s authentication refused: %s (from %s)",
                     request.get(keys.request_id), authenticator.name, exc.message, request.remote,
                 )
+                throttle.failed(address)
                 challenge = exc.challenge or authenticator.challenge()
                 return unauthenticated(exc.message, [challenge] if challenge else [])
             if identity is not None:

@@ -131,3 +131,17 @@ async def test_spoofed_identity_never_reaches_the_core(gw: Any, header: tuple[st
 async def test_spoofed_identity_without_credentials_is_refused(gw: Any) -> None:
     async with aiohttp.ClientSession() as s, s.get(gw.url + "/echo", headers={"X-Trackgate-Subject": "admin"}) as r:
         assert r.status == 401
+
+
+async def test_repeated_failures_from_one_address_are_throttled(gw: Any) -> None:
+    from gateway.auth import throttle
+
+    async with aiohttp.ClientSession() as s:
+        for _ in range(throttle.MAX_FAILURES):
+            async with s.get(gw.url + "/echo", headers={"Authorization": basic("alice", "nope")}) as r:
+                assert r.status == 401
+        async with s.get(gw.url + "/echo", headers={"Authorization": basic("alice", PASSWORD)}) as r:
+            assert r.status == 429 and int(r.headers["Retry-After"]) >= 1
+            assert (await r.json())["error_code"] == "RESOURCE_EXHAUSTED"
+        async with s.get(gw.url + "/healthz") as r:
+            assert r.status == 200  # no credential, no throttle
