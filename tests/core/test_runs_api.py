@@ -252,3 +252,4 @@ async def test_bulk_interval_samples_keep_first_and_last(api: Api) -> None:
     ranged = await api.call("GET", "metrics/get-history-bulk-interval",
                             params={"run_ids": run_ids[0], "metric_key": "c", "start_step": "10", "end_step": "20"})
     assert [p["step"] for p in ranged["metrics"]] == list(range(10, 21))
+

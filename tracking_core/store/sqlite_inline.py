@@ -44,6 +44,9 @@ class InlineConnection:
     async def scalar(self, statement: Any, parameters: Any = None) -> Any:
         return self.sync_connection.scalar(statement, parameters)
 
+    async def scalars(self, statement: Any, parameters: Any = None) -> sa.ScalarResult[Any]:
+        return self.sync_connection.scalars(statement, parameters)
+
     async def run_sync(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return fn(self.sync_connection, *args, **kwargs)
 
