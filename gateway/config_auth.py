@@ -66,12 +66,12 @@ class JwtIssuer:
         unknown = set(item) - {f for f in cls.__dataclass_fields__}
         if unknown:
             raise ValueError(f"unknown issuer key(s) {', '.join(sorted(unknown))}")
-        lists = {}
-        for name in ("audience", "allowed_subjects"):
+        def strings(name: str) -> tuple[str, ...]:
             value = item.get(name)
-            lists[name] = tuple(str(v) for v in ((value,) if isinstance(value, str) else (value or ())))
-        values = {k: v for k, v in item.items() if k not in lists}
-        return cls(**lists, **values)
+            return tuple(str(v) for v in ((value,) if isinstance(value, str) else (value or ())))
+
+        values = {k: v for k, v in item.items() if k not in ("audience", "allowed_subjects")}
+        return cls(audience=strings("audience"), allowed_subjects=strings("allowed_subjects"), **values)
 
     def to_plain(self) -> dict[str, Any]:
         return {**self.__dict__, "audience": list(self.audience), "allowed_subjects": list(self.allowed_subjects)}

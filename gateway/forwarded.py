@@ -57,13 +57,14 @@ def build_forwarded_middleware(trusted: TrustedProxies) -> Middleware:
         if not trusted.networks or not trusted.trusts(request.remote):
             return await handler(request)
         chain = request.headers.getall("X-Forwarded-For", [])
-        changes: dict[str, str] = {"remote": trusted.client_address(request.remote or "", chain)}
+        remote = trusted.client_address(request.remote or "", chain)
         proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
-        if proto in ("http", "https"):
-            changes["scheme"] = proto
         host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
-        if host and all(c.isalnum() or c in ".-:[]" for c in host):
-            changes["host"] = host
-        return await handler(request.clone(**changes))
+        plain_host = bool(host) and all(c.isalnum() or c in ".-:[]" for c in host)
+        return await handler(request.clone(
+            remote=remote,
+            scheme=proto if proto in ("http", "https") else request.scheme,
+            host=host if plain_host else request.host,
+        ))
 
     return forwarded
