@@ -120,6 +120,9 @@ def validate_auth(v: dict[str, Any], where: Callable[[str], str]) -> list[str]:
             problems.append(f"token_signing_key: {exc}{where('token_signing_key')}.")
     if v.get("artifacts_only") and "basic" in methods and not v["htpasswd_file"]:
         problems.append("artifacts_only has no database for basic-auth users: set htpasswd_file.")
+    if v.get("artifacts_only") and "bearer" in methods and v["token_signing_key"] is None:
+        problems.append("artifacts_only has no database to keep a generated signing key in: set token_signing_key_file "
+                        "(and tokens cannot be revoked there).")
     return problems
 
 

@@ -74,3 +74,9 @@ def test_issuers_survive_the_trip_to_the_core() -> None:
     config = load({"jwt_issuers": '[{"issuer": "https://gitlab.com", "audience": ["a", "b"], '
                                   '"subject_claim": "project_path", "allowed_subjects": ["my-group/*"]}]'}, env={})
     assert Config.from_json(config.to_json()).jwt_issuers == config.jwt_issuers
+
+
+def test_artifacts_only_has_no_database_for_users_or_keys() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load({"auth": "basic,bearer", "artifacts_only": "true"}, env={})
+    assert "set htpasswd_file" in str(raised.value) and "set token_signing_key_file" in str(raised.value)
