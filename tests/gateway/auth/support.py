@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import functools
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,10 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from gateway.app import build_gateway_app
 from gateway.auth import passwords
 from gateway.config import load
+from gateway.server import start, stop
 
 PASSWORD = "correct horse battery staple"
 
@@ -88,3 +92,23 @@ def unsigned(**overrides: Any) -> str:
     import json
 
     return f"{b64(json.dumps({'alg': 'none', 'typ': 'JWT'}).encode())}.{b64(json.dumps(claims(**overrides)).encode())}."
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(directory: Path, **settings: Any) -> AsyncIterator[Any]:
+    """A gateway over the stand-in core, with a prepared database holding alice; for fixtures
+    wider than one test (gateway_factory is per test)."""
+    from tests.gateway.conftest import Gateway
+    from tests.gateway.support import FAKE_CORE, no_schema
+    from tests.services import free_port
+
+    uri = await asyncio.to_thread(prepared_database, directory)
+    add_user(uri, "alice", password_hash(PASSWORD))
+    port = free_port()
+    config = load({"port": port, "backend_store_uri": uri, **settings}, env={})
+    app = build_gateway_app(config, core_command=FAKE_CORE, prepare_schema=no_schema)
+    runner = await start(config, app)
+    try:
+        yield Gateway(runner, app, port)
+    finally:
+        await stop(runner)

