@@ -19,6 +19,7 @@ import binascii
 import contextlib
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from collections import OrderedDict
@@ -33,6 +34,8 @@ from gateway import keys
 from gateway.auth import passwords
 from gateway.auth.base import AuthenticationFailed, Consumed, Identity, Method
 from gateway.auth.htpasswd import Htpasswd
+
+log = logging.getLogger("trackgate.auth.basic")
 
 RECHECK = 5.0
 MAX_ENTRIES = 10_000
@@ -130,7 +133,14 @@ class BasicAuthenticator:
             if now - entry.checked_at < RECHECK:
                 self._cache.move_to_end(key)
                 return entry.user
-            current = await self._sources.find(name)
+            try:
+                current = await self._sources.find(name)
+            except sa.exc.SQLAlchemyError as exc:
+                # The database hiccups: the password was right seconds ago; keep it for the TTL
+                # rather than lock every basic-auth user out.
+                log.warning("cannot re-check user %s (%s); using the verified password", name, type(exc).__name__)
+                entry.checked_at = now
+                return entry.user
             if current is not None and hmac.compare_digest(current.password_hash, entry.user.password_hash):
                 entry.checked_at, entry.user = now, current  # is_admin may have changed
                 return current
