@@ -121,7 +121,7 @@ class ExperimentStore:
             filter_string=filter_string, view_type=view_type, order_by=order_by, limit=max_results + 1, offset=offset
         )
         async with self.db.read() as conn:
-            ids = list((await conn.execute(stmt)).scalars())
+            ids = (await conn.execute(stmt)).scalars().all()
             found = await _load(conn, ids[:max_results])
         return found, page_token.encode(offset + max_results) if len(ids) > max_results else None
 

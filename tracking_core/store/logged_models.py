@@ -195,5 +195,5 @@ class LoggedModelStore:
         stmt = select_logged_models(experiment_ids=experiment_ids, filter_string=filter_string, datasets=datasets,
                                     order_by=order_by, limit=max_results + 1, offset=offset)
         async with self.db.read() as conn:
-            ids = list((await conn.execute(stmt)).scalars())
+            ids = (await conn.execute(stmt)).scalars().all()
             return await load_models(conn, ids[:max_results]), len(ids) > max_results

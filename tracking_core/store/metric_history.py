@@ -43,7 +43,7 @@ class MetricHistoryStore:
     ) -> tuple[list[dict[str, Any]], str | None]:
         offset = page_token.decode(token)
         stmt = (
-            sa.select(M.c.key, M.c.value, M.c.is_nan, M.c.timestamp, M.c.step)
+            sa.select(M.c.value, M.c.is_nan, M.c.timestamp, M.c.step)
             .where(M.c.run_id == run_id, M.c.key == key)
             .order_by(M.c.timestamp, M.c.step, M.c.value)
         )
@@ -52,9 +52,15 @@ class MetricHistoryStore:
         async with self.db.read() as conn:
             await require_run(conn, run_id, active=False)
             rows = (await conn.execute(stmt)).all()
+        token = None
         if max_results is not None and len(rows) > max_results:
-            return [_point(r) for r in rows[:max_results]], page_token.encode(offset + max_results)
-        return [_point(r) for r in rows], None
+            rows, token = rows[:max_results], page_token.encode(offset + max_results)
+        # The hot loop of a long history: plain tuples, and ±inf never comes back (stored clamped).
+        points = [
+            {"key": key, "value": "NaN" if nan else value, "timestamp": timestamp, "step": step}
+            for value, nan, timestamp, step in rows
+        ]
+        return points, token
 
     async def bulk_interval(
         self, run_ids: list[str], key: str, start_step: int | None, end_step: int | None, max_results: int
@@ -70,7 +76,7 @@ class MetricHistoryStore:
         async with self.db.read() as conn:
             for run_id in sorted(set(run_ids)):
                 steps_stmt = sa.select(M.c.step).where(M.c.run_id == run_id, *in_range).distinct().order_by(M.c.step)
-                steps = sample_steps(list((await conn.execute(steps_stmt)).scalars()), max_results)
+                steps = sample_steps(list((await conn.execute(steps_stmt)).scalars().all()), max_results)
                 if not steps:
                     continue
                 rows = await conn.execute(

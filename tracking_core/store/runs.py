@@ -10,7 +10,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tracking_core.api.wire import number_out
 from tracking_core.entities import LifecycleStage, RunStatus, ViewType
 from tracking_core.errors import invalid, not_found
 from tracking_core.search import page_token
@@ -49,17 +48,20 @@ def render_info(row: Any) -> dict[str, Any]:
 
 
 def _metric(m: Any) -> dict[str, Any]:
-    out = {"key": m.key, "value": number_out(m.value, m.is_nan), "timestamp": m.timestamp, "step": m.step}
-    for extra in ("dataset_name", "dataset_digest", "model_id"):
-        if getattr(m, extra):
-            out[extra] = getattr(m, extra)
+    out = {"key": m.key, "value": "NaN" if m.is_nan else m.value, "timestamp": m.timestamp, "step": m.step}
+    if m.dataset_name or m.model_id:  # MLflow 3 extras, rare: checked together
+        for extra in ("dataset_name", "dataset_digest", "model_id"):
+            if getattr(m, extra):
+                out[extra] = getattr(m, extra)
     return out
 
 
 _IDS = sa.bindparam("ids", expanding=True)
 _RUNS_BY_IDS = sa.select(R).where(R.c.run_id.in_(_IDS))
-_PARAMS_OF = sa.select(tables.params).where(tables.params.c.run_id.in_(_IDS)).order_by(tables.params.c.key)
-_TAGS_OF = sa.select(tables.run_tags).where(tables.run_tags.c.run_id.in_(_IDS)).order_by(tables.run_tags.c.key)
+_PARAMS_OF, _TAGS_OF = (
+    sa.select(t.c.run_id, t.c.key, t.c.value).where(t.c.run_id.in_(_IDS)).order_by(t.c.key)
+    for t in (tables.params, tables.run_tags)
+)
 _LATEST_OF = (
     sa.select(tables.latest_metrics)
     .where(tables.latest_metrics.c.run_id.in_(_IDS))
@@ -87,12 +89,13 @@ async def load_runs(conn: AsyncConnection, ids: Sequence[str]) -> list[dict[str,
     if not ids:
         return []
     bound = {"ids": list(ids)}
-    rows = {r.run_id: r for r in await conn.execute(_RUNS_BY_IDS, bound)}
+    # .all() fetches in one call; iterating a result fetches row by row.
+    rows = {r.run_id: r for r in (await conn.execute(_RUNS_BY_IDS, bound)).all()}
     data: dict[str, dict[str, list[Any]]] = {i: {"metrics": [], "params": [], "tags": []} for i in rows}
     for stmt, field in ((_PARAMS_OF, "params"), (_TAGS_OF, "tags")):
-        for kv in await conn.execute(stmt, bound):
-            data[kv.run_id][field].append({"key": kv.key, "value": kv.value})
-    for m in await conn.execute(_LATEST_OF, bound):
+        for run_id, key, value in (await conn.execute(stmt, bound)).all():
+            data[run_id][field].append({"key": key, "value": value})
+    for m in (await conn.execute(_LATEST_OF, bound)).all():
         data[m.run_id]["metrics"].append(_metric(m))
     inputs, outputs = await _edges(conn, bound)
     runs = []
@@ -253,6 +256,6 @@ class RunStore:
             offset=offset,
         )
         async with self.db.read() as conn:
-            ids = list((await conn.execute(stmt)).scalars())
+            ids = (await conn.execute(stmt)).scalars().all()
             found = await load_runs(conn, ids[:max_results])
         return found, page_token.encode(offset + max_results) if len(ids) > max_results else None
