@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -40,11 +40,14 @@ class Field:
     fields: tuple[Field, ...] = ()
     # A second accepted name; MLflow clients send run_uuid next to run_id.
     alias: str | None = None
+    # The camelCase spelling when it differs from `name`; computed once (parsing is a hot path:
+    # a log-batch carries up to a thousand metric messages).
+    camel: str | None = field(init=False, repr=False, compare=False, default=None)
 
-    @property
-    def camel(self) -> str:
+    def __post_init__(self) -> None:
         head, *rest = self.name.split("_")
-        return head + "".join(p.title() for p in rest)
+        camel = head + "".join(p.title() for p in rest)
+        object.__setattr__(self, "camel", camel if camel != self.name else None)
 
 
 def _missing(name: str) -> Exception:
@@ -113,11 +116,14 @@ def _convert(f: Field, value: Any, from_query: bool) -> Any:
 
 
 def _raw(f: Field, data: Mapping[str, Any]) -> Any:
-    names = [n for n in (f.name, f.camel, f.alias) if n]
-    present = [n for n in dict.fromkeys(names) if n in data and data[n] is not None]
-    if f.name in present and f.camel in present and f.camel != f.name:
-        raise invalid(f"Field '{f.name}' was given twice, as '{f.name}' and '{f.camel}'.")
-    return data[present[0]] if present else None
+    value = data.get(f.name)
+    if f.camel is not None and (camel_value := data.get(f.camel)) is not None:
+        if value is not None:
+            raise invalid(f"Field '{f.name}' was given twice, as '{f.name}' and '{f.camel}'.")
+        value = camel_value
+    if value is None and f.alias is not None:
+        value = data.get(f.alias)
+    return value
 
 
 def parse_message(fields: tuple[Field, ...], data: Mapping[str, Any]) -> dict[str, Any]:
