@@ -51,7 +51,14 @@ class MetricHistoryStore:
             stmt = stmt.limit(max_results + 1).offset(offset)
         async with self.db.read() as conn:
             await require_run(conn, run_id, active=False)
-            rows = (await conn.execute(stmt)).all()
+            result = await conn.execute(stmt)
+            if conn.dialect.name == "sqlite":
+                # 100k-point histories: SQLAlchemy's per-row processing costs more than the query,
+                # and SQLite hands back exactly these plain values (is_nan as 0/1).
+                rows = result.cursor.fetchall()
+                result.close()
+            else:
+                rows = result.all()
         token = None
         if max_results is not None and len(rows) > max_results:
             rows, token = rows[:max_results], page_token.encode(offset + max_results)
