@@ -61,12 +61,15 @@ def load_config(args: argparse.Namespace) -> configuration.Config | None:
     """The validated config from the command line, environment and file; None after printing problems."""
     flags = {s.name: getattr(args, s.name) for s in configuration.SETTINGS if hasattr(args, s.name)}
     try:
-        return configuration.load(flags, config_file=args.config_file)
+        config = configuration.load(flags, config_file=args.config_file)
     except configuration.ConfigError as exc:
         print("trackgate: configuration problems:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return None
+    for warning in config.warnings:
+        print(f"trackgate: {warning}", file=sys.stderr)
+    return config
 
 
 def run_server(args: argparse.Namespace) -> int:

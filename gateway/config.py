@@ -287,6 +287,7 @@ class Config:
     client_cert_mode: str | None = None
     client_cert_identity: Strings = ("cn",)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def effective_registry_store_uri(self) -> str:
@@ -312,7 +313,7 @@ class Config:
         values: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name == "sources" or isinstance(value, Secret):
+            if f.name in ("sources", "warnings") or isinstance(value, Secret):
                 continue
             if isinstance(value, timedelta):
                 value = value.total_seconds()
@@ -437,16 +438,20 @@ def load(
         # every other setting are still reported in the same run.
         values[setting.name] = setting.default if len(problems) > found else value
         sources[setting.name] = origin
-    for name in env:
-        if name.startswith("TRACKGATE_") and name[len("TRACKGATE_") :].lower() not in SETTINGS_BY_NAME:
-            problems.append(f"environment variable {name} is not a trackgate setting.")
+    # Not an error: other tools share the prefix (the test suite's TRACKGATE_REQUIRE_SERVICES), but a
+    # typo deserves a word, so the CLI prints these.
+    warnings = tuple(
+        f"environment variable {name} is not a trackgate setting; ignored."
+        for name in sorted(env)
+        if name.startswith("TRACKGATE_") and name[len("TRACKGATE_") :].lower() not in SETTINGS_BY_NAME
+    )
     _read_secret_files(values, sources, problems)
     problems.extend(_validate(values, sources))
     problems.extend(_validate_sso(values, sources))
     problems.extend(validate_auth(values, lambda name: _where(sources, name)))
     if problems:
         raise ConfigError(problems)
-    return Config(**values, sources=sources)
+    return Config(**values, sources=sources, warnings=warnings)
 
 
 def _where(sources: Mapping[str, str], name: str) -> str:
