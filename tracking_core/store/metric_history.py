@@ -11,6 +11,7 @@ from tracking_core.errors import invalid
 from tracking_core.search import page_token
 from tracking_core.store import tables
 from tracking_core.store.database import Database
+from tracking_core.store.rows import plain_rows
 from tracking_core.store.runs import require_run
 
 M = tables.metrics
@@ -51,14 +52,7 @@ class MetricHistoryStore:
             stmt = stmt.limit(max_results + 1).offset(offset)
         async with self.db.read() as conn:
             await require_run(conn, run_id, active=False)
-            result = await conn.execute(stmt)
-            if conn.dialect.name == "sqlite":
-                # 100k-point histories: SQLAlchemy's per-row processing costs more than the query,
-                # and SQLite hands back exactly these plain values (is_nan as 0/1).
-                rows = result.cursor.fetchall()
-                result.close()
-            else:
-                rows = result.all()
+            rows = await plain_rows(conn, stmt)
         token = None
         if max_results is not None and len(rows) > max_results:
             rows, token = rows[:max_results], page_token.encode(offset + max_results)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import namedtuple
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -19,10 +20,13 @@ from tracking_core.store import tables
 from tracking_core.store.clock import now_ms
 from tracking_core.store.database import Database
 from tracking_core.store.names import random_run_name
+from tracking_core.store.rows import plain_rows
 from tracking_core.store.schema import join_uri
 from tracking_core.store.upsert import upsert
 
 R = tables.runs
+# The columns of `runs`, in table order, for rows read as plain tuples.
+_RunRow = namedtuple("_RunRow", [c.name for c in R.c])  # type: ignore[misc]
 RUN_NAME_TAG = "mlflow.runName"
 # Statements of the hot paths, built once (building SQLAlchemy expressions per request is not free).
 _INSERT_RUN = R.insert()
@@ -47,23 +51,16 @@ def render_info(row: Any) -> dict[str, Any]:
     return info
 
 
-def _metric(m: Any) -> dict[str, Any]:
-    out = {"key": m.key, "value": "NaN" if m.is_nan else m.value, "timestamp": m.timestamp, "step": m.step}
-    if m.dataset_name or m.model_id:  # MLflow 3 extras, rare: checked together
-        for extra in ("dataset_name", "dataset_digest", "model_id"):
-            if getattr(m, extra):
-                out[extra] = getattr(m, extra)
-    return out
-
-
 _IDS = sa.bindparam("ids", expanding=True)
 _RUNS_BY_IDS = sa.select(R).where(R.c.run_id.in_(_IDS))
 _PARAMS_OF, _TAGS_OF = (
     sa.select(t.c.run_id, t.c.key, t.c.value).where(t.c.run_id.in_(_IDS)).order_by(t.c.key)
     for t in (tables.params, tables.run_tags)
 )
+_LM = tables.latest_metrics.c
 _LATEST_OF = (
-    sa.select(tables.latest_metrics)
+    sa.select(_LM.run_id, _LM.key, _LM.step, _LM.timestamp, _LM.value, _LM.is_nan, _LM.model_id, _LM.dataset_name,
+              _LM.dataset_digest)
     .where(tables.latest_metrics.c.run_id.in_(_IDS))
     .order_by(tables.latest_metrics.c.key)
 )
@@ -89,14 +86,19 @@ async def load_runs(conn: AsyncConnection, ids: Sequence[str]) -> list[dict[str,
     if not ids:
         return []
     bound = {"ids": list(ids)}
-    # .all() fetches in one call; iterating a result fetches row by row.
-    rows = {r.run_id: r for r in (await conn.execute(_RUNS_BY_IDS, bound)).all()}
+    rows = {r[0]: r for r in await plain_rows(conn, _RUNS_BY_IDS, bound)}
     data: dict[str, dict[str, list[Any]]] = {i: {"metrics": [], "params": [], "tags": []} for i in rows}
     for stmt, field in ((_PARAMS_OF, "params"), (_TAGS_OF, "tags")):
-        for run_id, key, value in (await conn.execute(stmt, bound)).all():
+        for run_id, key, value in await plain_rows(conn, stmt, bound):
             data[run_id][field].append({"key": key, "value": value})
-    for m in (await conn.execute(_LATEST_OF, bound)).all():
-        data[m.run_id]["metrics"].append(_metric(m))
+    for run_id, key, step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest in await plain_rows(
+        conn, _LATEST_OF, bound
+    ):
+        metric = {"key": key, "value": "NaN" if is_nan else value, "timestamp": timestamp, "step": step}
+        if model_id or dataset_name:  # MLflow 3 extras, rare
+            extras = {"dataset_name": dataset_name, "dataset_digest": dataset_digest, "model_id": model_id}
+            metric.update({k: v for k, v in extras.items() if v})
+        data[run_id]["metrics"].append(metric)
     inputs, outputs = await _edges(conn, bound)
     runs = []
     for run_id in ids:
@@ -104,7 +106,7 @@ async def load_runs(conn: AsyncConnection, ids: Sequence[str]) -> list[dict[str,
         if row is None:
             continue
         run_data = {k: v for k, v in data[run_id].items() if v}
-        runs.append({"info": render_info(row), "data": run_data, "inputs": inputs.get(run_id, {}),
+        runs.append({"info": render_info(_RunRow(*row)), "data": run_data, "inputs": inputs.get(run_id, {}),
                      "outputs": outputs.get(run_id, {})})
     return runs
 
