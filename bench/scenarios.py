@@ -7,6 +7,7 @@ figures, or raises VerificationFailed / RequestFailed.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 import random
@@ -147,7 +148,7 @@ async def warm_up(base_url: str, clients: int = 16, iterations: int = 3) -> None
     await with_clients(base_url, clients, work)
 
 
-class Scenario:
+class Scenario(abc.ABC):
     name: ClassVar[str]
     title: ClassVar[str]
     max_rounds: ClassVar[int | None] = None  # cap on Sizes.rounds for long scenarios
@@ -156,8 +157,9 @@ class Scenario:
         """(state handed to measure, untimed-setup figures for the record)."""
         return None, {}
 
+    @abc.abstractmethod
     async def measure(self, base_url: str, sizes: Sizes, state: Any, round_no: int) -> dict[str, float]:
-        raise NotImplementedError
+        """One measured round: its figures."""
 
 
 class CreateRunSequential(Scenario):

@@ -8,7 +8,6 @@ stripped of its source, tags and aliases, and is invisible to every read.
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,6 +28,7 @@ from tracking_core.store.registry_rows import (
     MV_TAGS,
     RM,
     VERSION_ROW,
+    cached_page_statement,
     require_model,
     require_version,
 )
@@ -38,17 +38,7 @@ READY = "READY"
 CREATE_ATTEMPTS = 3
 
 
-@functools.lru_cache(maxsize=256)
-def _search_statement(
-    filter_string: str | None, order_by: tuple[str, ...], limit: int, offset: int
-) -> sa.Select[Any]:
-    """One page's SELECT of whole rows (so rendering needs only the tags and aliases), built once per
-    distinct request: a repeated search skips parsing and SQLAlchemy's cache-key derivation.
-    Statements are immutable, so sharing one is safe; a bad filter raises and is not cached."""
-    stmt = select_model_versions(
-        filter_string=filter_string, order_by=list(order_by), limit=limit, offset=offset
-    )
-    return stmt.with_only_columns(*VERSION_ROW)
+_search_statement = cached_page_statement(select_model_versions, VERSION_ROW)
 
 
 class ModelVersionStore:

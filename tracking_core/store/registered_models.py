@@ -6,7 +6,6 @@ a delete removes the children explicitly (not relying on each backend's cascade 
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,6 +23,7 @@ from tracking_core.store.registry_rows import (
     MV_TAGS,
     RM,
     RM_TAGS,
+    cached_page_statement,
     latest_version_rows,
     require_model,
     require_version,
@@ -36,17 +36,7 @@ def _exists_error(name: str) -> Exception:
     return already_exists(f"Registered Model (name={name}) already exists.")
 
 
-@functools.lru_cache(maxsize=256)
-def _search_statement(
-    filter_string: str | None, order_by: tuple[str, ...], limit: int, offset: int
-) -> sa.Select[Any]:
-    """One page's SELECT of whole rows (so rendering needs only the child tables), built once per
-    distinct request: a repeated search skips parsing and SQLAlchemy's cache-key derivation.
-    Statements are immutable, so sharing one is safe; a bad filter raises and is not cached."""
-    stmt = select_registered_models(
-        filter_string=filter_string, order_by=list(order_by), limit=limit, offset=offset
-    )
-    return stmt.with_only_columns(*MODEL_ROW)
+_search_statement = cached_page_statement(select_registered_models, MODEL_ROW)
 
 
 class RegisteredModelStore:

@@ -9,7 +9,8 @@ every backend's bind-parameter limit.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -221,3 +222,20 @@ async def model_aliases(conn: AsyncConnection, model_id: int) -> list[tuple[str,
     """A model's (alias, version) pairs, read directly."""
     stmt = sa.select(ALIASES.c.alias, ALIASES.c.version).where(ALIASES.c.registered_model_id == model_id)
     return sorted((alias, str(version)) for alias, version in (await conn.execute(stmt)).all())
+
+
+def cached_page_statement(
+    select: Callable[..., sa.Select[Any]], columns: Sequence[Any]
+) -> Callable[..., sa.Select[Any]]:
+    """A search's SELECT of whole rows, built once per distinct request (filter, order, page).
+
+    A repeated search skips parsing and SQLAlchemy's cache-key derivation; statements are
+    immutable, so sharing one is safe, and a bad filter raises and is not cached.
+    """
+
+    @functools.lru_cache(maxsize=256)
+    def build(filter_string: str | None, order_by: tuple[str, ...], limit: int, offset: int) -> sa.Select[Any]:
+        stmt = select(filter_string=filter_string, order_by=list(order_by), limit=limit, offset=offset)
+        return stmt.with_only_columns(*columns)
+
+    return build
