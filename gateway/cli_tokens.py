@@ -20,7 +20,7 @@ def add_tokens_arguments(parser: argparse.ArgumentParser) -> None:
     issue.add_argument("--description", help="A note kept with the token id (e.g. which CI job).")
     issue.set_defaults(handler=lambda a: run(a, _issue))
     revoke = sub.add_parser("revoke", help="Revoke a token by its id (jti), as `tokens list` shows it.")
-    revoke.add_argument("jti")
+    revoke.add_argument("jti", help="the token id (its jti claim); put -- before an id that starts with -")
     revoke.set_defaults(handler=lambda a: run(a, _revoke))
     listing = sub.add_parser("list", help="Issued tokens: id, subject, expiry, revoked.")
     listing.set_defaults(handler=lambda a: run(a, _list))

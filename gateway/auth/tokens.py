@@ -54,7 +54,8 @@ def issue(
         "iat": now,
         "nbf": now,
         "exp": now + int(ttl.total_seconds()),
-        "jti": secrets.token_urlsafe(16),
+        # Hex, so a token id never starts with "-" (argparse would read `tokens revoke -x...` as an option).
+        "jti": secrets.token_hex(16),
     }
     token = jwt.encode(payload, key.private, algorithm=key.algorithm, headers={"kid": key.kid, "typ": "JWT"})
     return token, payload
