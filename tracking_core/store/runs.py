@@ -16,11 +16,12 @@ from tracking_core.errors import invalid, not_found
 from tracking_core.search import page_token
 from tracking_core.search.runs import select_runs
 from tracking_core.store import experiments as experiment_queries
-from tracking_core.store import tables
+from tracking_core.store import run_json, tables
 from tracking_core.store.clock import now_ms
 from tracking_core.store.database import Database
 from tracking_core.store.names import random_run_name
 from tracking_core.store.rows import plain_rows
+from tracking_core.store.run_render import render_info, render_metric
 from tracking_core.store.schema import join_uri
 from tracking_core.store.upsert import upsert
 
@@ -32,23 +33,6 @@ RUN_NAME_TAG = "mlflow.runName"
 _INSERT_RUN = R.insert()
 _INSERT_TAG = tables.run_tags.insert()
 _RUN_BY_ID = sa.select(R).where(R.c.run_id == sa.bindparam("run_id"))
-
-
-def render_info(row: Any) -> dict[str, Any]:
-    info = {
-        "run_id": row.run_id,
-        "run_uuid": row.run_id,
-        "run_name": row.name,
-        "experiment_id": str(row.experiment_id),
-        "user_id": row.user_id,
-        "status": row.status,
-        "start_time": row.start_time,
-        "artifact_uri": row.artifact_uri,
-        "lifecycle_stage": row.lifecycle_stage,
-    }
-    if row.end_time is not None:
-        info["end_time"] = row.end_time
-    return info
 
 
 _IDS = sa.bindparam("ids", expanding=True)
@@ -86,6 +70,20 @@ async def load_runs(conn: AsyncConnection, ids: Sequence[str]) -> list[dict[str,
     if not ids:
         return []
     bound = {"ids": list(ids)}
+    if conn.dialect.name == "sqlite":
+        parts = await run_json.load_run_parts(conn, ids)
+    else:
+        parts = await _load_run_parts(conn, ids, bound)
+    inputs, outputs = await _edges(conn, bound)
+    return [
+        {**part, "inputs": inputs.get(run_id, {}), "outputs": outputs.get(run_id, {})} for run_id, part in parts
+    ]
+
+
+async def _load_run_parts(
+    conn: AsyncConnection, ids: Sequence[str], bound: dict[str, list[str]]
+) -> list[tuple[str, dict[str, Any]]]:
+    """(run_id, {"info", "data"}) for the runs of `ids` that exist, in that order (any backend)."""
     rows = {r[0]: r for r in await plain_rows(conn, _RUNS_BY_IDS, bound)}
     data: dict[str, dict[str, list[Any]]] = {i: {"metrics": [], "params": [], "tags": []} for i in rows}
     for stmt, field in ((_PARAMS_OF, "params"), (_TAGS_OF, "tags")):
@@ -94,21 +92,13 @@ async def load_runs(conn: AsyncConnection, ids: Sequence[str]) -> list[dict[str,
     for run_id, key, step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest in await plain_rows(
         conn, _LATEST_OF, bound
     ):
-        metric = {"key": key, "value": "NaN" if is_nan else value, "timestamp": timestamp, "step": step}
-        if model_id or dataset_name:  # MLflow 3 extras, rare
-            extras = {"dataset_name": dataset_name, "dataset_digest": dataset_digest, "model_id": model_id}
-            metric.update({k: v for k, v in extras.items() if v})
-        data[run_id]["metrics"].append(metric)
-    inputs, outputs = await _edges(conn, bound)
-    runs = []
-    for run_id in ids:
-        row = rows.get(run_id)
-        if row is None:
-            continue
-        run_data = {k: v for k, v in data[run_id].items() if v}
-        runs.append({"info": render_info(_RunRow(*row)), "data": run_data, "inputs": inputs.get(run_id, {}),
-                     "outputs": outputs.get(run_id, {})})
-    return runs
+        data[run_id]["metrics"].append(render_metric(key, step, timestamp, value, is_nan, model_id, dataset_name,
+                                                     dataset_digest))
+    return [
+        (run_id, {"info": render_info(_RunRow(*rows[run_id])), "data": {k: v for k, v in data[run_id].items() if v}})
+        for run_id in ids
+        if run_id in rows
+    ]
 
 
 async def _edges(
