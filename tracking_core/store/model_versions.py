@@ -18,6 +18,7 @@ from tracking_core.errors import ErrorCode, MlflowError, invalid
 from tracking_core.registry_validation import ACTIVE_STAGES
 from tracking_core.search import page_token
 from tracking_core.search.model_versions import select_model_versions
+from tracking_core.store import registry_json
 from tracking_core.store.clock import now_ms
 from tracking_core.store.database import Database
 from tracking_core.store.model_sources import link_logged_model, resolve
@@ -32,6 +33,7 @@ from tracking_core.store.registry_rows import (
     require_model,
     require_version,
 )
+from tracking_core.store.rows import plain_rows
 from tracking_core.store.upsert import upsert
 
 READY = "READY"
@@ -39,6 +41,7 @@ CREATE_ATTEMPTS = 3
 
 
 _search_statement = cached_page_statement(select_model_versions, VERSION_ROW)
+_search_json = cached_page_statement(select_model_versions, (registry_json.VERSION_JSON,))
 
 
 class ModelVersionStore:
@@ -214,10 +217,16 @@ class ModelVersionStore:
         self, filter_string: str | None, order_by: list[str], max_results: int, token: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
         offset = page_token.decode(token)
-        stmt = _search_statement(filter_string, tuple(order_by), max_results + 1, offset)
+        as_json = self.db.dialect in registry_json.SUPPORTED
+        build = _search_json if as_json else _search_statement
+        stmt = build(filter_string, tuple(order_by), max_results + 1, offset)
         async with self.db.read() as conn:
-            rows = (await conn.execute(stmt)).all()
-            found = await render_versions(conn, rows[:max_results])
+            if as_json:
+                rows = await plain_rows(conn, stmt)
+                found = registry_json.messages(rows[:max_results])
+            else:
+                rows = (await conn.execute(stmt)).all()
+                found = await render_versions(conn, rows[:max_results])
         return found, page_token.encode(offset + max_results) if len(rows) > max_results else None
 
     async def set_tag(self, name: str, version: int, key: str, value: str) -> None:

@@ -236,6 +236,7 @@ def cached_page_statement(
     @functools.lru_cache(maxsize=256)
     def build(filter_string: str | None, order_by: tuple[str, ...], limit: int, offset: int) -> sa.Select[Any]:
         stmt = select(filter_string=filter_string, order_by=list(order_by), limit=limit, offset=offset)
-        return stmt.with_only_columns(*columns)
+        # Keeping the FROM list lets `columns` be a literal (registry_json.py) that names no table.
+        return stmt.with_only_columns(*columns, maintain_column_froms=True)
 
     return build

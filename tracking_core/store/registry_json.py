@@ -1,0 +1,123 @@
+"""Search pages of registered models and model versions rendered as JSON by SQLite itself.
+
+A page of a thousand versions cost more in Python (a Row, a tags array parsed from its
+aggregate, a dict, then JSON text again) than in SQL, and a model page paid a second query for
+its latest versions. On SQLite the page query returns each message as finished JSON text
+instead, latest versions, tags and aliases included, and the texts travel to the response as
+`orjson.Fragment`s, untouched.
+
+Each message is spelled field by field with `json_quote` (which escapes exactly as orjson does)
+so that fields MLflow leaves out when unset stay out, in the order registry_render.py writes
+them: both paths give byte-identical responses (tests/core/test_registry_json.py holds them
+to it). Other backends use registry_render.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+SUPPORTED = frozenset({"sqlite"})
+
+
+def _fields(*parts: str) -> str:
+    return " || ".join(parts)
+
+
+def _first(name: str, expr: str) -> str:
+    return f"""'{{"{name}":' || json_quote({expr})"""
+
+
+def _always(name: str, expr: str) -> str:
+    return f"""',"{name}":' || json_quote({expr})"""
+
+
+def _if_set(name: str, expr: str) -> str:
+    """The field only when the value is neither NULL nor "" (what `if value:` skips in Python)."""
+    return f"""CASE WHEN {expr} <> '' THEN ',"{name}":' || json_quote({expr}) ELSE '' END"""
+
+
+def _array(name: str, item: str, source: str) -> str:
+    """The field holding the JSON items of `source` (a FROM ... ORDER BY ... clause), left out when
+    there are none. The ordered inner SELECT fixes the order group_concat sees."""
+    items = f"SELECT {item} AS item {source}"
+    return f"""coalesce((SELECT ',"{name}":[' || group_concat(item, ',') || ']' FROM ({items})), '')"""
+
+
+def _version_json(mv: str, model_name: str) -> str:
+    """A ModelVersion message for the row of `mv` (a model_versions alias), as render_version."""
+    tags = _array(
+        "tags",
+        "json_object('key', t.\"key\", 'value', t.value)",
+        f"FROM model_version_tags AS t WHERE t.registered_model_id = {mv}.registered_model_id "
+        f'AND t.version = {mv}.version ORDER BY t."key"',
+    )
+    aliases = _array(
+        "aliases",
+        "json_quote(a.alias)",
+        f"FROM registered_model_aliases AS a WHERE a.registered_model_id = {mv}.registered_model_id "
+        f"AND a.version = {mv}.version ORDER BY a.alias",
+    )
+    return _fields(
+        _first("name", model_name),
+        _always("version", f"CAST({mv}.version AS TEXT)"),
+        _always("creation_timestamp", f"{mv}.creation_time"),
+        _always("last_updated_timestamp", f"{mv}.last_updated_time"),
+        _always("current_stage", f"{mv}.current_stage"),
+        _always("description", f"coalesce({mv}.description, '')"),
+        _always("source", f"{mv}.source"),
+        _always("status", f"{mv}.status"),
+        _always("run_link", f"coalesce({mv}.run_link, '')"),
+        _if_set("run_id", f"{mv}.run_id"),
+        _if_set("user_id", f"{mv}.user_id"),
+        _if_set("status_message", f"{mv}.status_message"),
+        _if_set("model_id", f"{mv}.model_id"),
+        tags,
+        aliases,
+        "'}'",
+    )
+
+
+# The highest live version per stage, in version order (registry_rows.latest_version_rows).
+_LATEST = _array(
+    "latest_versions",
+    _version_json("lv", "registered_models.name"),
+    "FROM model_versions AS lv WHERE lv.registered_model_id = registered_models.id AND lv.deleted = 0 "
+    "AND NOT EXISTS (SELECT 1 FROM model_versions AS newer "
+    "WHERE newer.registered_model_id = lv.registered_model_id AND newer.current_stage = lv.current_stage "
+    "AND newer.deleted = 0 AND newer.version > lv.version) ORDER BY lv.version",
+)
+
+# A RegisteredModel message for the current `registered_models` row, as registry_render does.
+MODEL_JSON = sa.literal_column(
+    _fields(
+        _first("name", "registered_models.name"),
+        _always("creation_timestamp", "registered_models.creation_time"),
+        _always("last_updated_timestamp", "registered_models.last_updated_time"),
+        _if_set("description", "registered_models.description"),
+        _if_set("user_id", "registered_models.user_id"),
+        _LATEST,
+        _array(
+            "tags",
+            "json_object('key', t.\"key\", 'value', t.value)",
+            'FROM registered_model_tags AS t WHERE t.registered_model_id = registered_models.id ORDER BY t."key"',
+        ),
+        _array(
+            "aliases",
+            "json_object('alias', a.alias, 'version', CAST(a.version AS TEXT))",
+            "FROM registered_model_aliases AS a WHERE a.registered_model_id = registered_models.id ORDER BY a.alias",
+        ),
+        "'}'",
+    )
+).label("model_json")
+
+# A ModelVersion message for the current `model_versions` row (joined to `registered_models`).
+VERSION_JSON = sa.literal_column(_version_json("model_versions", "registered_models.name")).label("version_json")
+
+
+def messages(rows: Sequence[Sequence[str]]) -> list[Any]:
+    """One-column rows of MODEL_JSON or VERSION_JSON as messages orjson embeds as they are."""
+    return [orjson.Fragment(text) for (text,) in rows]
