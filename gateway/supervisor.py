@@ -86,7 +86,7 @@ class Supervisor:
         return self._healthy and not self._stopping and self.live_workers > 0
 
     async def start(self) -> None:
-        """Bind the socket, bootstrap the schema once, spawn the workers, wait until the core is ready."""
+        """Bind the socket, spawn the workers, bootstrap the schema once, wait until the core is ready."""
         try:
             self._socket = core_socket.bind(self.config.core_socket)
         except core_socket.CoreSocketError as exc:
@@ -94,7 +94,19 @@ class Supervisor:
         self.socket_path = self._socket.path
         # One deadline for the whole startup: a database that never answers fails it too.
         deadline = asyncio.get_running_loop().time() + self.config.core_startup_timeout
-        # Once, here, before any worker exists: several workers creating tables at once would race.
+        # force_close: each probe opens a fresh connection, so it reaches whichever worker accepts
+        # next instead of sticking to one (possibly dead) worker through keep-alive.
+        self._client = aiohttp.ClientSession(
+            connector=aiohttp.UnixConnector(self.socket_path, force_close=True)
+        )
+        # The workers spend their first half second importing; they do it while the schema is
+        # checked below. A worker opens the database only for a request, and none reaches it
+        # before the readiness probe, which waits for the schema step. (stop() ends them if
+        # that step fails.)
+        for slot in range(self.config.workers):
+            self._procs[slot] = await self._spawn(slot)
+            self._tasks.append(asyncio.create_task(self._keep_alive(slot)))
+        # Once, here, never from the workers: several workers creating tables at once would race.
         try:
             async with asyncio.timeout_at(deadline):
                 await self._prepare()
@@ -103,14 +115,6 @@ class Supervisor:
                 f"the tracking database {mask_uri(self.config.backend_store_uri)} was not ready "
                 f"after {self.config.core_startup_timeout:g} s"
             ) from None
-        # force_close: each probe opens a fresh connection, so it reaches whichever worker accepts
-        # next instead of sticking to one (possibly dead) worker through keep-alive.
-        self._client = aiohttp.ClientSession(
-            connector=aiohttp.UnixConnector(self.socket_path, force_close=True)
-        )
-        for slot in range(self.config.workers):
-            self._procs[slot] = await self._spawn(slot)
-            self._tasks.append(asyncio.create_task(self._keep_alive(slot)))
         await self._wait_ready(deadline)
         self._started = self._healthy = True
         self._tasks.append(asyncio.create_task(self._monitor()))

@@ -93,6 +93,27 @@ async def test_startup_deadline_covers_a_schema_step_that_hangs() -> None:
     assert not port_open(port)
 
 
+async def test_workers_start_during_the_schema_step_and_stop_when_it_fails() -> None:
+    port = free_port()
+    config = load({"port": port, "workers": 2}, env={})
+    seen: list[int] = []
+
+    async def refused_schema(config: Any) -> None:
+        seen.extend(app[keys.supervisor].worker_pids)  # already importing while the schema is checked
+        raise CoreStartupError("the schema step refused this database")
+
+    app = build_gateway_app(config, core_command=FAKE_CORE, prepare_schema=refused_schema)
+    with pytest.raises(CoreStartupError, match="refused this database"):
+        await start(config, app)
+    assert len(seen) == 2
+
+    async def all_stopped() -> bool:
+        return not any(alive(pid) for pid in seen)
+
+    await wait_for(all_stopped, timeout=10)
+    assert not port_open(port)
+
+
 async def test_killed_worker_gives_503_then_a_new_worker_serves(
     gw: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,8 +1,8 @@
 """Schema state: initialise an empty database, upgrade on request, refuse an out-of-date one.
 
-Migrations run only from here, called once by the supervisor before any core worker starts or
-by `trackgate db upgrade`; never lazily from several workers (the SQLite migration races users
-of other tools have hit). A store constructor never migrates.
+Migrations run only from here, called once by the supervisor before any core worker is asked to
+serve, or by `trackgate db upgrade`; never lazily from several workers (the SQLite migration races
+users of other tools have hit). A store constructor never migrates.
 """
 
 from __future__ import annotations
