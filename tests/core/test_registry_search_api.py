@@ -197,6 +197,10 @@ VERSION_FILTERS = [
     ("version_number", "version_number >= 2", ["Alpha/2"]),
     ("version tag", "tags.stage = 'ok'", ["delta/1"]),
     ("version tag ILIKE", "tags.stage ILIKE 'O%'", ["delta/1"]),
+    ("version tag not equal needs the tag", "tags.stage != 'no'", ["delta/1"]),
+    ("one tag tested twice", "tags.stage LIKE 'o%' AND tags.stage ILIKE '%K'", ["delta/1"]),
+    ("one tag tested twice, one fails", "tags.stage LIKE 'o%' AND tags.stage != 'ok'", []),
+    ("a tag and an attribute", "tags.stage = 'ok' AND version_number = 1", ["delta/1"]),
 ]
 
 

@@ -25,7 +25,6 @@ from tracking_core.search.rules import (
     LIST_COMPARATORS,
     NUMERIC_COMPARATORS,
     STRING_COMPARATORS,
-    Condition,
     EntityRules,
     KeyRule,
     KeySpace,
@@ -95,11 +94,6 @@ def _is_prompt() -> ColumnElement[bool]:
     return _tag_exists(model_version_tags.c.key == IS_PROMPT_TAG, model_version_tags.c.value == "true")
 
 
-def _filter(condition: Condition) -> ColumnElement[bool]:
-    if condition.type == "attribute":
-        return compare(_COLUMNS[condition.key], condition.comparator, condition.value)
-    tag = model_version_tags.c
-    return _tag_exists(tag.key == condition.key, compare(tag.value, condition.comparator, condition.value))
 
 
 def _sort_keys(order_by: Sequence[str]) -> list[SortKey]:
@@ -120,10 +114,29 @@ def select_model_versions(
     """
     conditions, exclusions = prompt_filter(resolve_filter(filter_string, FILTER_RULES), _is_prompt)
     mv = model_versions.c
+    source = model_versions.join(registered_models, registered_models.c.id == mv.registered_model_id)
+    tests = [mv.deleted == sa.false(), *exclusions]
+    for n, condition in enumerate(conditions):
+        if condition.type == "attribute":
+            tests.append(compare(_COLUMNS[condition.key], condition.comparator, condition.value))
+            continue
+        # A tag test is an inner join on the tag's whole primary key (model, version, key): at most
+        # one row per version, so no version repeats, and the planner may start from the tags
+        # rather than probe every version (as EXISTS made SQLite do: 1.6 of 7 ms over 5,000).
+        tag = model_version_tags.alias(f"tag_{n}")
+        source = source.join(
+            tag,
+            sa.and_(
+                tag.c.registered_model_id == mv.registered_model_id,
+                tag.c.version == mv.version,
+                tag.c.key == condition.key,
+            ),
+        )
+        tests.append(compare(tag.c.value, condition.comparator, condition.value))
     return (
         sa.select(mv.registered_model_id, mv.version)
-        .select_from(model_versions.join(registered_models, registered_models.c.id == mv.registered_model_id))
-        .where(mv.deleted == sa.false(), *(_filter(c) for c in conditions), *exclusions)
+        .select_from(source)
+        .where(*tests)
         .order_by(*(direction(_COLUMNS[k.key], k.ascending) for k in _sort_keys(order_by)))
         .limit(limit)
         .offset(offset)
