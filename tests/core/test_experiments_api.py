@@ -6,7 +6,10 @@ import uuid
 
 import pytest
 
+from gateway.config import Config
 from tests.core.conftest import Api
+from tracking_core.store import tables
+from tracking_core.store.database import create_engine
 
 
 async def test_default_experiment_exists(api: Api) -> None:
@@ -148,3 +151,28 @@ async def test_search_requires_max_results(api: Api) -> None:
     assert error["error_code"] == "INVALID_PARAMETER_VALUE"
     error = await api.post("experiments/search", {"max_results": 50001}, expect=400)
     assert error["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+async def test_a_page_of_50000_experiments_is_served_on_every_backend(api: Api, backend_uri: str) -> None:
+    """max_results may be 50,000; PostgreSQL binds at most 32,767 parameters per statement."""
+    prefix = f"bulk-{uuid.uuid4().hex[:8]}"
+    count = 33_000
+    # Straight into the table (33,000 API calls would take minutes), deleted so that the other
+    # tests' searches of active experiments never meet them.
+    rows = [
+        {"name": f"{prefix}-{i:05d}", "artifact_location": f"/tmp/{prefix}/{i}", "lifecycle_stage": "deleted",
+         "creation_time": i, "last_update_time": i}
+        for i in range(count)
+    ]
+    engine = create_engine(Config(backend_store_uri=backend_uri))
+    try:
+        async with engine.begin() as conn:
+            for start in range(0, count, 2000):
+                await conn.execute(tables.experiments.insert(), rows[start:start + 2000])
+    finally:
+        await engine.dispose()
+    body = {"max_results": 50000, "filter": f"name LIKE '{prefix}-%'", "view_type": "DELETED_ONLY",
+            "order_by": ["name ASC"]}
+    found = (await api.post("experiments/search", body))["experiments"]
+    assert [e["name"] for e in found] == [r["name"] for r in rows]
+    assert found[-1]["lifecycle_stage"] == "deleted" and found[-1]["creation_time"] == count - 1

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
+from gateway.config import Config
 from tests.core.conftest import Api
+from tracking_core.store import tables
+from tracking_core.store.database import create_engine
 
 
 async def test_create_run_defaults_and_tags(api: Api) -> None:
@@ -253,3 +257,32 @@ async def test_bulk_interval_samples_keep_first_and_last(api: Api) -> None:
                             params={"run_ids": run_ids[0], "metric_key": "c", "start_step": "10", "end_step": "20"})
     assert [p["step"] for p in ranged["metrics"]] == list(range(10, 21))
 
+
+
+async def test_a_page_of_50000_runs_is_served_on_every_backend(api: Api, backend_uri: str) -> None:
+    """MLflow allows max_results up to 50,000. Loading that many runs must not put one bound
+    parameter per run into a single statement: PostgreSQL's protocol stops at 32,767 and MySQL at
+    65,535 (and reading their children binds the ids twice)."""
+    exp = await api.new_experiment()
+    first = await api.new_run(exp, tags=[{"key": "t", "value": "v"}])
+    await api.post("runs/log-batch", {"run_id": first["info"]["run_id"], "params": [{"key": "p", "value": "1"}],
+                                      "metrics": [{"key": "m", "value": 0.5, "timestamp": 1, "step": 0}]})
+    # The rest go straight into the table: 33,000 API calls would take minutes.
+    extra = 33_000
+    engine = create_engine(Config(backend_store_uri=backend_uri))
+    try:
+        async with engine.begin() as conn:
+            row = (await conn.execute(sa.select(tables.runs).where(tables.runs.c.run_id == first["info"]["run_id"])))
+            template = dict(row.mappings().one())
+            rows = [{**template, "run_id": f"{i:032x}", "name": f"bulk-{i}", "start_time": i} for i in range(extra)]
+            for start in range(0, extra, 2000):
+                await conn.execute(tables.runs.insert(), rows[start:start + 2000])
+    finally:
+        await engine.dispose()
+    found = await api.post("runs/search", {"experiment_ids": [exp], "max_results": 50000})
+    assert len(found["runs"]) == extra + 1 and "next_page_token" not in found
+    newest = found["runs"][0]  # start_time 1.7e12 sorts first (DESC)
+    assert newest["info"]["run_id"] == first["info"]["run_id"]
+    assert newest["data"]["params"] == [{"key": "p", "value": "1"}]
+    assert [m["key"] for m in newest["data"]["metrics"]] == ["m"]
+    assert [r["info"]["start_time"] for r in found["runs"][1:4]] == [extra - 1, extra - 2, extra - 3]

@@ -15,6 +15,7 @@ from tracking_core.search.experiments import select_experiments
 from tracking_core.store import tables
 from tracking_core.store.clock import now_ms
 from tracking_core.store.database import Database
+from tracking_core.store.id_lists import chunks
 from tracking_core.store.schema import join_uri
 
 E = tables.experiments
@@ -36,12 +37,12 @@ def _render(row: sa.Row[Any], tags: list[dict[str, str]]) -> dict[str, Any]:
 
 
 async def _load(conn: AsyncConnection, ids: Sequence[int]) -> list[dict[str, Any]]:
-    if not ids:
-        return []
-    rows = {r.experiment_id: r for r in await conn.execute(sa.select(E).where(E.c.experiment_id.in_(ids)))}
+    rows: dict[int, Any] = {}
     tags: dict[int, list[dict[str, str]]] = {}
-    for t in await conn.execute(sa.select(T).where(T.c.experiment_id.in_(ids)).order_by(T.c.key)):
-        tags.setdefault(t.experiment_id, []).append({"key": t.key, "value": t.value})
+    for chunk in chunks(ids):
+        rows.update((r.experiment_id, r) for r in await conn.execute(sa.select(E).where(E.c.experiment_id.in_(chunk))))
+        for t in await conn.execute(sa.select(T).where(T.c.experiment_id.in_(chunk)).order_by(T.c.key)):
+            tags.setdefault(t.experiment_id, []).append({"key": t.key, "value": t.value})
     return [_render(rows[i], tags.get(i, [])) for i in ids if i in rows]
 
 

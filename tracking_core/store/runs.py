@@ -19,6 +19,7 @@ from tracking_core.store import experiments as experiment_queries
 from tracking_core.store import run_json, tables
 from tracking_core.store.clock import now_ms
 from tracking_core.store.database import Database
+from tracking_core.store.id_lists import chunks
 from tracking_core.store.names import random_run_name
 from tracking_core.store.rows import plain_rows
 from tracking_core.store.run_render import render_info, render_metric
@@ -66,9 +67,14 @@ _INPUT_TAGS = sa.select(tables.input_tags).where(
 
 
 async def load_runs(conn: AsyncConnection, ids: Sequence[str]) -> list[dict[str, Any]]:
-    """Full Run messages for `ids`, in that order, with one query per child table."""
-    if not ids:
-        return []
+    """Full Run messages for `ids`, in that order, with one query per child table (per chunk of ids)."""
+    runs: list[dict[str, Any]] = []
+    for chunk in chunks(ids):
+        runs.extend(await _load_chunk(conn, chunk))
+    return runs
+
+
+async def _load_chunk(conn: AsyncConnection, ids: Sequence[str]) -> list[dict[str, Any]]:
     bound = {"ids": list(ids)}
     if conn.dialect.name == "sqlite":
         parts = await run_json.load_run_parts(conn, ids)
@@ -118,13 +124,15 @@ async def _edges(
                 {"model_id": e.destination_id, "step": e.step})
     if not dataset_edges:
         return inputs, outputs
-    found = await conn.execute(_DATASETS, {"uuids": [e.source_id for e in dataset_edges]})
-    datasets = {d.dataset_uuid: d for d in found}
+    datasets = {}
+    for chunk in chunks(sorted({e.source_id for e in dataset_edges})):
+        datasets.update((d.dataset_uuid, d) for d in await conn.execute(_DATASETS, {"uuids": chunk}))
     tags: dict[str, list[dict[str, str]]] = {}
-    for tag in await conn.execute(_INPUT_TAGS, {"uuids": [e.input_uuid for e in dataset_edges]}):
-        tags.setdefault(tag.input_uuid, []).append({"key": tag.name, "value": tag.value})
-    order = list(datasets)
-    for e in sorted(dataset_edges, key=lambda e: order.index(e.source_id)):
+    for chunk in chunks([e.input_uuid for e in dataset_edges]):
+        for tag in await conn.execute(_INPUT_TAGS, {"uuids": chunk}):
+            tags.setdefault(tag.input_uuid, []).append({"key": tag.name, "value": tag.value})
+    rank = {uuid: i for i, uuid in enumerate(datasets)}  # the datasets' (name, digest) order
+    for e in sorted(dataset_edges, key=lambda e: rank[e.source_id]):
         d = datasets[e.source_id]
         dataset = {"name": d.name, "digest": d.digest, "source_type": d.source_type, "source": d.source}
         if d.schema is not None:
