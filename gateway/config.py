@@ -148,9 +148,17 @@ SETTINGS: tuple[Setting, ...] = (
         ("MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE",),
         optional=True,
     ),
-    Setting("mysql_ssl_ca", str, None, "CA file for MySQL TLS.", ("MLFLOW_MYSQL_SSL_CA",), optional=True),
+    Setting(
+        "mysql_ssl_ca",
+        str,
+        None,
+        "CA file of the MySQL/MariaDB server's certificate. Any mysql_ssl_* setting makes TLS required; the "
+        "certificate chain is verified, the host name is not (as with mlflow server).",
+        ("MLFLOW_MYSQL_SSL_CA",),
+        optional=True,
+    ),
     Setting("mysql_ssl_cert", str, None, "Client cert for MySQL TLS.", ("MLFLOW_MYSQL_SSL_CERT",), optional=True),
-    Setting("mysql_ssl_key", str, None, "Client key for MySQL TLS.", ("MLFLOW_MYSQL_SSL_KEY",), optional=True),
+    Setting("mysql_ssl_key", str, None, "Key of the MySQL client cert.", ("MLFLOW_MYSQL_SSL_KEY",), optional=True),
     Setting(
         "model_version_source_regex",
         str,
@@ -510,6 +518,14 @@ def _validate(v: dict[str, Any], sources: Mapping[str, str]) -> list[str]:
                             f"{where('model_version_source_regex')}.")
     if v["db_max_overflow"] < 0:
         problems.append(f"db_max_overflow must not be negative, not {v['db_max_overflow']}.")
+    uses_mysql = any((v[n] or "").split(":", 1)[0].split("+", 1)[0].lower() in ("mysql", "mariadb")
+                     for n in ("backend_store_uri", "registry_store_uri"))
+    for name in ("mysql_ssl_ca", "mysql_ssl_cert", "mysql_ssl_key"):
+        if uses_mysql and v[name] and not os.path.isfile(v[name]):
+            problems.append(f"{name} names no file: {v[name]!r}{where(name)}.")
+    if uses_mysql and v["mysql_ssl_key"] and not v["mysql_ssl_cert"]:
+        problems.append(f"mysql_ssl_key{where('mysql_ssl_key')} needs mysql_ssl_cert (MLFLOW_MYSQL_SSL_CERT), "
+                        "the client certificate it belongs to.")
     return problems
 
 

@@ -9,7 +9,6 @@ Other backends run writes concurrently. URIs are given the way `mlflow server` u
 from __future__ import annotations
 
 import contextlib
-import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -41,15 +40,6 @@ def async_url(uri: str) -> sa.URL:
     return url.set(drivername=ASYNC_DRIVERS.get(backend, url.drivername))
 
 
-def _mysql_ssl(config: Config) -> dict[str, Any]:
-    if not config.mysql_ssl_ca:
-        return {}
-    ctx = ssl.create_default_context(cafile=config.mysql_ssl_ca)
-    if config.mysql_ssl_cert:
-        ctx.load_cert_chain(config.mysql_ssl_cert, config.mysql_ssl_key)
-    return {"ssl": ctx}
-
-
 def create_engine(config: Config, uri: str | None = None) -> AsyncEngine:
     url = async_url(uri or config.backend_store_uri)
     backend = url.get_backend_name()
@@ -59,7 +49,9 @@ def create_engine(config: Config, uri: str | None = None) -> AsyncEngine:
     if backend != "sqlite":
         kwargs["pool_pre_ping"] = True
     if backend in ("mysql", "mariadb"):
-        kwargs["connect_args"] = _mysql_ssl(config)
+        from tracking_core.store import mysql_tls  # lazy: aiomysql only for MySQL URIs
+
+        kwargs["connect_args"] = mysql_tls.connect_args(config)
     engine = create_async_engine(url, **kwargs)
     if backend == "sqlite":
         _configure_sqlite(engine.sync_engine)

@@ -83,10 +83,27 @@ def join_uri(root: str, *parts: str) -> str:
 
 
 async def _run(uri: str, config: Config, action: Any) -> Any:
-    engine = create_engine(config, uri)
+    """`action(conn)` in one transaction; SchemaError saying why when the database cannot be opened."""
+    is_mysql = uri.split(":", 1)[0].split("+", 1)[0].lower() in ("mysql", "mariadb")
+    if is_mysql:
+        from tracking_core.store import mysql_tls  # lazy: aiomysql only for MySQL URIs
     try:
-        async with engine.begin() as conn:
-            return await action(conn)
+        engine = create_engine(config, uri)
+    except ValueError as exc:  # mysql_tls.MySQLTLSError: a TLS file that cannot be used
+        if not is_mysql:
+            raise
+        raise SchemaError(f"Cannot open the database {mask_uri(uri)}: {exc}") from None
+    try:
+        try:
+            conn = await engine.connect()
+        except sa.exc.OperationalError as exc:
+            reason = mysql_tls.explain(exc.orig, config) if is_mysql else str(exc.orig)
+            raise SchemaError(mask_uri(f"Cannot open the database {mask_uri(uri)}: {reason}")) from None
+        try:
+            async with conn.begin():
+                return await action(conn)
+        finally:
+            await conn.close()
     finally:
         await engine.dispose()
 
@@ -116,10 +133,7 @@ async def prepare(config: Config, uri: str | None = None) -> None:
             )
         await _ensure_default_experiment(conn, config.effective_default_artifact_root)
 
-    try:
-        await _run(uri, config, action)
-    except sa.exc.OperationalError as exc:
-        raise SchemaError(f"Cannot open the database {mask_uri(uri)}: {exc.orig}") from None
+    await _run(uri, config, action)
 
 
 async def prepare_all(config: Config) -> None:
