@@ -53,6 +53,8 @@ def add_gc_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_gc(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
     from tracking_core.errors import MlflowError
     from tracking_core.gc import GcRequest, collect, parse_duration
 
@@ -88,6 +90,15 @@ def run_gc(args: argparse.Namespace) -> int:
     except MlflowError as exc:
         print(f"trackgate gc: nothing removed: {exc.message}", file=sys.stderr)
         return 2
+    except sa.exc.OperationalError as exc:
+        reason = str(exc.orig)
+        if uri.split(":", 1)[0].split("+", 1)[0].lower() in ("mysql", "mariadb"):
+            from tracking_core.store import mysql_tls
+
+            reason = mysql_tls.explain(exc.orig, config)
+        print(configuration.mask_uri(f"trackgate gc failed on {configuration.mask_uri(uri)}: {reason}"),
+              file=sys.stderr)
+        return 1
     except Exception as exc:  # the CLI's last line of defence: one clear line, no traceback
         print(f"trackgate gc failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -84,16 +84,19 @@ def test_server_refuses_to_start_and_says_why(
 
 def test_db_upgrade_and_gc_with_client_certificate(mariadb_tls: TLSMariaDB, tmp_path: Path) -> None:  # noqa: F811
     uri = mariadb_tls.uri("x509_user", mariadb_tls.new_database())
-    refused = _trackgate(tmp_path, "db", "upgrade", uri, env={"MLFLOW_MYSQL_SSL_CA": mariadb_tls.ca})
-    assert refused.returncode == 1
-    assert "set MLFLOW_MYSQL_SSL_CERT and MLFLOW_MYSQL_SSL_KEY" in refused.stderr
-    assert "Traceback" not in refused.stderr
+    gc_args = ["gc", "--backend-store-uri", uri, "--artifacts-destination", str(tmp_path / "artifacts")]
+    for refused in (
+        _trackgate(tmp_path, "db", "upgrade", uri, env={"MLFLOW_MYSQL_SSL_CA": mariadb_tls.ca}),
+        _trackgate(tmp_path, *gc_args, env={"MLFLOW_MYSQL_SSL_CA": mariadb_tls.ca}),
+    ):
+        assert refused.returncode == 1
+        assert "set MLFLOW_MYSQL_SSL_CERT and MLFLOW_MYSQL_SSL_KEY" in refused.stderr
+        assert "Traceback" not in refused.stderr
 
     env = _tls_env(mariadb_tls, "x509_user")
     upgraded = _trackgate(tmp_path, "db", "upgrade", uri, env=env)
     assert upgraded.returncode == 0, upgraded.stderr
     assert "Upgraded" in upgraded.stdout
-    collected = _trackgate(tmp_path, "gc", "--backend-store-uri", uri,
-                           "--artifacts-destination", str(tmp_path / "artifacts"), env=env)
+    collected = _trackgate(tmp_path, *gc_args, env=env)
     assert collected.returncode == 0, collected.stderr
     assert "removed 0 run(s)" in collected.stdout
