@@ -16,32 +16,28 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.errors import ErrorCode, MlflowError, invalid
 from tracking_core.registry_validation import ACTIVE_STAGES
-from tracking_core.search import page_token
 from tracking_core.search.model_versions import select_model_versions
 from tracking_core.store import registry_json
 from tracking_core.store.clock import now_ms
 from tracking_core.store.database import Database
 from tracking_core.store.model_sources import link_logged_model, resolve
-from tracking_core.store.registry_render import load_versions, render_versions
+from tracking_core.store.registry_render import PageSearch, load_versions, render_versions
 from tracking_core.store.registry_rows import (
     ALIASES,
     MV,
     MV_TAGS,
     RM,
     VERSION_ROW,
-    cached_page_statement,
     require_model,
     require_version,
 )
-from tracking_core.store.rows import plain_rows
 from tracking_core.store.upsert import upsert
 
 READY = "READY"
 CREATE_ATTEMPTS = 3
 
 
-_search_statement = cached_page_statement(select_model_versions, VERSION_ROW)
-_search_json = cached_page_statement(select_model_versions, (registry_json.VERSION_JSON,))
+_search = PageSearch(select_model_versions, VERSION_ROW, registry_json.VERSION_JSON, render_versions)
 
 
 class ModelVersionStore:
@@ -215,19 +211,8 @@ class ModelVersionStore:
 
     async def search(
         self, filter_string: str | None, order_by: list[str], max_results: int, token: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        offset = page_token.decode(token)
-        as_json = self.db.dialect in registry_json.SUPPORTED
-        build = _search_json if as_json else _search_statement
-        stmt = build(filter_string, tuple(order_by), max_results + 1, offset)
-        async with self.db.read() as conn:
-            if as_json:
-                rows = await plain_rows(conn, stmt)
-                found = registry_json.messages(rows[:max_results])
-            else:
-                rows = (await conn.execute(stmt)).all()
-                found = await render_versions(conn, rows[:max_results])
-        return found, page_token.encode(offset + max_results) if len(rows) > max_results else None
+    ) -> tuple[list[Any], str | None]:
+        return await _search(self.db, filter_string, order_by, max_results, token)
 
     async def set_tag(self, name: str, version: int, key: str, value: str) -> None:
         async with self.db.write() as conn:

@@ -11,12 +11,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from tracking_core.errors import already_exists, invalid, not_found
-from tracking_core.search import page_token
 from tracking_core.search.registered_models import select_registered_models
 from tracking_core.store import registry_json
 from tracking_core.store.clock import now_ms
 from tracking_core.store.database import Database
-from tracking_core.store.registry_render import load_models, load_versions, render_models, render_versions
+from tracking_core.store.registry_render import PageSearch, load_models, load_versions, render_models, render_versions
 from tracking_core.store.registry_rows import (
     ALIASES,
     MODEL_ROW,
@@ -24,13 +23,11 @@ from tracking_core.store.registry_rows import (
     MV_TAGS,
     RM,
     RM_TAGS,
-    cached_page_statement,
     latest_version_rows,
     require_model,
     require_version,
     version_not_found,
 )
-from tracking_core.store.rows import plain_rows
 from tracking_core.store.upsert import upsert
 
 
@@ -38,8 +35,7 @@ def _exists_error(name: str) -> Exception:
     return already_exists(f"Registered Model (name={name}) already exists.")
 
 
-_search_statement = cached_page_statement(select_registered_models, MODEL_ROW)
-_search_json = cached_page_statement(select_registered_models, (registry_json.MODEL_JSON,))
+_search = PageSearch(select_registered_models, MODEL_ROW, registry_json.MODEL_JSON, render_models)
 
 
 class RegisteredModelStore:
@@ -108,19 +104,8 @@ class RegisteredModelStore:
 
     async def search(
         self, filter_string: str | None, order_by: list[str], max_results: int, token: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        offset = page_token.decode(token)
-        as_json = self.db.dialect in registry_json.SUPPORTED
-        build = _search_json if as_json else _search_statement
-        stmt = build(filter_string, tuple(order_by), max_results + 1, offset)
-        async with self.db.read() as conn:
-            if as_json:
-                rows = await plain_rows(conn, stmt)
-                found = registry_json.messages(rows[:max_results])
-            else:
-                rows = (await conn.execute(stmt)).all()
-                found = await render_models(conn, rows[:max_results])
-        return found, page_token.encode(offset + max_results) if len(rows) > max_results else None
+    ) -> tuple[list[Any], str | None]:
+        return await _search(self.db, filter_string, order_by, max_results, token)
 
     async def latest_versions(self, name: str, stages: list[str] | None) -> list[dict[str, Any]]:
         """The highest live version in each stage (each of `stages`, or every stage)."""

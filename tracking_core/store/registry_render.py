@@ -1,17 +1,22 @@
-"""RegisteredModel and ModelVersion messages, built from the rows of registry_rows.py."""
+"""RegisteredModel and ModelVersion messages, built from the rows of registry_rows.py, and the
+search pages that list them (rendered by the database itself where registry_json.py can)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tracking_core.store import json_agg
+from tracking_core.search import page_token
+from tracking_core.store import json_agg, registry_json
+from tracking_core.store.database import Database
 from tracking_core.store.registry_rows import (
     MAYBE_CUT,
     Tags,
     VersionKey,
+    cached_page_statement,
     latest_version_rows,
     model_aliases,
     model_rows,
@@ -20,6 +25,7 @@ from tracking_core.store.registry_rows import (
     version_rows,
     version_tags,
 )
+from tracking_core.store.rows import plain_rows
 
 
 def render_version(row: Any, tags: Tags, aliases: list[str]) -> dict[str, Any]:
@@ -136,3 +142,38 @@ async def load_models(conn: AsyncConnection, ids: Sequence[int]) -> list[dict[st
     """RegisteredModel messages for `ids`, in that order; unknown ids are skipped."""
     found = await model_rows(conn, ids)
     return await render_models(conn, [found[i] for i in ids if i in found])
+
+
+Render = Callable[[AsyncConnection, Sequence[Any]], Awaitable[list[dict[str, Any]]]]
+
+
+class PageSearch:
+    """One registry search: a page of messages and the token of the next page.
+
+    `select` compiles the filter and order (see tracking_core/search); its page is read as
+    `columns` and rendered by `render`, or, on backends registry_json.py supports, as the one
+    `json_column` of finished messages.
+    """
+
+    def __init__(
+        self, select: Callable[..., sa.Select[Any]], columns: Sequence[Any], json_column: Any, render: Render
+    ) -> None:
+        self._rows = cached_page_statement(select, columns)
+        self._json = cached_page_statement(select, (json_column,))
+        self._render = render
+
+    async def __call__(
+        self, db: Database, filter_string: str | None, order_by: list[str], max_results: int, token: str | None
+    ) -> tuple[list[Any], str | None]:
+        offset = page_token.decode(token)
+        as_json = db.dialect in registry_json.SUPPORTED
+        # Built (or found in the cache) before a connection is taken: a bad filter costs none.
+        stmt = (self._json if as_json else self._rows)(filter_string, tuple(order_by), max_results + 1, offset)
+        async with db.read() as conn:
+            if as_json:
+                rows = await plain_rows(conn, stmt)
+                found = registry_json.messages(rows[:max_results])
+            else:
+                rows = (await conn.execute(stmt)).all()
+                found = await self._render(conn, rows[:max_results])
+        return found, page_token.encode(offset + max_results) if len(rows) > max_results else None
