@@ -78,9 +78,9 @@ class _TLSRequiredConnection(aiomysql.Connection):  # type: ignore[misc]
 
 
 async def _connect_tls(**kwargs: Any) -> aiomysql.Connection:
-    conn = _TLSRequiredConnection(**kwargs)
-    await conn._connect()
-    return conn
+    connection = _TLSRequiredConnection(**kwargs)
+    await connection._connect()
+    return connection
 
 
 def connect_args(config: Config) -> dict[str, Any]:

@@ -94,16 +94,17 @@ async def _run(uri: str, config: Config, action: Any) -> Any:
             raise
         raise SchemaError(f"Cannot open the database {mask_uri(uri)}: {exc}") from None
     try:
+        # The engine's AsyncConnection, never the inline SQLite one that every `conn.` call is checked against.
         try:
-            conn = await engine.connect()
+            connection = await engine.connect()
         except sa.exc.OperationalError as exc:
             reason = mysql_tls.explain(exc.orig, config) if is_mysql else str(exc.orig)
             raise SchemaError(mask_uri(f"Cannot open the database {mask_uri(uri)}: {reason}")) from None
         try:
-            async with conn.begin():
-                return await action(conn)
+            async with connection.begin():
+                return await action(connection)
         finally:
-            await conn.close()
+            await connection.close()
     finally:
         await engine.dispose()
 
