@@ -17,6 +17,9 @@ from tests.server_process import trackgate_server
 pytestmark = pytest.mark.slow
 
 
+KEPT_RUN = "ab" * 16
+
+
 def _database_at_first_revision(path: Path) -> str:
     uri = f"sqlite:///{path}"
     cfg = AlembicConfig()
@@ -29,6 +32,18 @@ def _database_at_first_revision(path: Path) -> str:
             "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, "
             "last_update_time) VALUES (7, 'kept', 'mlflow-artifacts:/7', 'active', 1, 1)"
         )
+        # A run with children: revision 0005 rebuilds these tables on SQLite.
+        conn.exec_driver_sql(
+            f"INSERT INTO runs (run_id, experiment_id, name, user_id, status, start_time, lifecycle_stage, "
+            f"artifact_uri) VALUES ('{KEPT_RUN}', 7, 'old-run', 'u', 'FINISHED', 5, 'active', 'mlflow-artifacts:/7/r')"
+        )
+        conn.exec_driver_sql(f"INSERT INTO params VALUES ('{KEPT_RUN}', 'lr', '0.1')")
+        conn.exec_driver_sql(f"INSERT INTO run_tags VALUES ('{KEPT_RUN}', 'team', 'a')")
+        for table, step in [("metrics", 0), ("metrics", 1), ("metrics", 2), ("latest_metrics", 2)]:
+            conn.exec_driver_sql(
+                f"INSERT INTO {table} (run_id, key, step, timestamp, value, is_nan) "
+                f"VALUES ('{KEPT_RUN}', 'loss', {step}, {100 + step}, {1.5 - step}, 0)"
+            )
     engine.dispose()
     return uri
 
@@ -56,3 +71,18 @@ def test_refuse_then_upgrade_keeps_data(tmp_path: Path) -> None:
         assert kept.json()["experiment"]["name"] == "kept"
         models = requests.get(server.url + "/api/2.0/mlflow/registered-models/search", timeout=10)
         assert models.status_code == 200
+        run = requests.get(server.url + "/api/2.0/mlflow/runs/get", params={"run_id": KEPT_RUN}, timeout=10).json()
+        assert run["run"]["data"]["params"] == [{"key": "lr", "value": "0.1"}]
+        assert {"key": "team", "value": "a"} in run["run"]["data"]["tags"]
+        assert run["run"]["data"]["metrics"] == [{"key": "loss", "value": -0.5, "timestamp": 102, "step": 2}]
+        history = requests.get(server.url + "/api/2.0/mlflow/metrics/get-history",
+                               params={"run_id": KEPT_RUN, "metric_key": "loss"}, timeout=10).json()
+        assert [(m["step"], m["value"]) for m in history["metrics"]] == [(0, 1.5), (1, 0.5), (2, -0.5)]
+    engine = sa.create_engine(uri)
+    with engine.connect() as conn:
+        definitions = dict(conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all())
+    engine.dispose()
+    for name in ("metrics", "latest_metrics", "params", "run_tags"):
+        assert definitions[name].rstrip().endswith("WITHOUT ROWID"), name
+        assert f"CONSTRAINT pk_{name} PRIMARY KEY" in definitions[name]
+    assert not any(name.endswith("__clustered") for name in definitions)

@@ -35,8 +35,11 @@ def long_text() -> sa.types.TypeEngine[str]:
     return sa.Text().with_variant(mysql.MEDIUMTEXT(collation="utf8mb4_bin"), "mysql", "mariadb")
 
 
-def _table(name: str, *items: sa.SchemaItem) -> sa.Table:
-    return sa.Table(name, metadata, *items, mysql_engine="InnoDB", mysql_charset="utf8mb4")
+def _table(name: str, *items: sa.SchemaItem, clustered: bool = False) -> sa.Table:
+    """`clustered`: on SQLite the table is its primary-key b-tree (WITHOUT ROWID, revision 0005),
+    for the per-run children read by (run_id, key) on every search and history request."""
+    kwargs = {"sqlite_with_rowid": False} if clustered else {}
+    return sa.Table(name, metadata, *items, mysql_engine="InnoDB", mysql_charset="utf8mb4", **kwargs)
 
 
 RUN_ID = sa.String(32)
@@ -79,6 +82,7 @@ run_tags = _table(
     sa.Column("run_id", sa.ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
     sa.Column("key", KEY, primary_key=True),
     sa.Column("value", long_text(), nullable=False),
+    clustered=True,
 )
 
 params = _table(
@@ -86,6 +90,7 @@ params = _table(
     sa.Column("run_id", sa.ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
     sa.Column("key", KEY, primary_key=True),
     sa.Column("value", long_text(), nullable=False),
+    clustered=True,
 )
 
 metrics = _table(
@@ -100,6 +105,7 @@ metrics = _table(
     sa.Column("model_id", sa.String(36), nullable=True),
     sa.Column("dataset_name", sa.String(500), nullable=True),
     sa.Column("dataset_digest", sa.String(36), nullable=True),
+    clustered=True,
 )
 
 latest_metrics = _table(
@@ -113,6 +119,7 @@ latest_metrics = _table(
     sa.Column("model_id", sa.String(36), nullable=True),
     sa.Column("dataset_name", sa.String(500), nullable=True),
     sa.Column("dataset_digest", sa.String(36), nullable=True),
+    clustered=True,
 )
 
 datasets = _table(
