@@ -8,7 +8,7 @@ from aiohttp import web
 
 from tracking_core import validation
 from tracking_core.api.routing import Endpoint
-from tracking_core.api.wire import ENUM, INT64, KEY_VALUE, MESSAGE, Field
+from tracking_core.api.wire import ENUM, INT64, KEY_VALUE, MESSAGE, Field, page
 from tracking_core.entities import VIEW_TYPE_NUMBERS, LifecycleStage, ViewType
 from tracking_core.errors import invalid
 from tracking_core.keys import stores
@@ -44,10 +44,7 @@ async def search(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     found, token = await stores(request).experiments.search(
         a["filter"], a["view_type"] or ViewType.ACTIVE_ONLY, a["order_by"], max_results, a["page_token"]
     )
-    out: dict[str, Any] = {"experiments": found} if found else {}
-    if token:
-        out["next_page_token"] = token
-    return out
+    return page("experiments", found, token)
 
 
 async def update(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:

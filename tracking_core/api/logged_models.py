@@ -10,7 +10,7 @@ from aiohttp import web
 
 from tracking_core import validation
 from tracking_core.api.routing import Endpoint
-from tracking_core.api.wire import BOOL, INT32, KEY_VALUE, MESSAGE, Field
+from tracking_core.api.wire import BOOL, INT32, KEY_VALUE, MESSAGE, Field, page
 from tracking_core.errors import invalid
 from tracking_core.keys import stores
 from tracking_core.search import page_token
@@ -86,10 +86,7 @@ async def search(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     models, more = await stores(request).logged_models.search(
         experiment_ids, a["filter"], a["datasets"], order_by, max_results, offset
     )
-    out: dict[str, Any] = {"models": models} if models else {}
-    if more:
-        out["next_page_token"] = page_token.encode(offset + max_results, scope)
-    return out
+    return page("models", models, page_token.encode(offset + max_results, scope) if more else None)
 
 
 MODEL_ID = Field("model_id", required=True)

@@ -9,7 +9,7 @@ from aiohttp import web
 from tracking_core import registry_validation as rules
 from tracking_core import validation
 from tracking_core.api.routing import Endpoint
-from tracking_core.api.wire import BOOL, INT64, KEY_VALUE, MESSAGE, Field
+from tracking_core.api.wire import BOOL, INT64, KEY_VALUE, MESSAGE, Field, page
 from tracking_core.keys import CONFIG, stores
 
 MAX_RESULTS_DEFAULT = 10_000
@@ -57,10 +57,7 @@ async def search(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     found, token = await stores(request).registry.versions.search(
         a["filter"], a["order_by"], max_results, a["page_token"]
     )
-    out: dict[str, Any] = {"model_versions": found} if found else {}
-    if token:
-        out["next_page_token"] = token
-    return out
+    return page("model_versions", found, token)
 
 
 async def transition_stage(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from aiohttp import web
 from tracking_core import registry_validation as rules
 from tracking_core import validation
 from tracking_core.api.routing import Endpoint
-from tracking_core.api.wire import INT64, KEY_VALUE, MESSAGE, Field
+from tracking_core.api.wire import INT64, KEY_VALUE, MESSAGE, Field, page
 from tracking_core.keys import stores
 
 MAX_RESULTS_DEFAULT = 100
@@ -55,10 +55,7 @@ async def search(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     found, token = await stores(request).registry.models.search(
         a["filter"], a["order_by"], max_results, a["page_token"]
     )
-    out: dict[str, Any] = {"registered_models": found} if found else {}
-    if token:
-        out["next_page_token"] = token
-    return out
+    return page("registered_models", found, token)
 
 
 async def get_latest_versions(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from tracking_core import validation
 from tracking_core.api.routing import Endpoint
-from tracking_core.api.wire import DOUBLE, ENUM, INT32, INT64, KEY_VALUE, MESSAGE, Field
+from tracking_core.api.wire import DOUBLE, ENUM, INT32, INT64, KEY_VALUE, MESSAGE, Field, page
 from tracking_core.entities import RUN_STATUS_NUMBERS, VIEW_TYPE_NUMBERS, LifecycleStage, RunStatus, ViewType
 from tracking_core.errors import invalid
 from tracking_core.identity import caller
@@ -171,10 +171,7 @@ async def search(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
         experiment_ids, a["filter"], a["run_view_type"] or ViewType.ACTIVE_ONLY, a["order_by"], max_results,
         a["page_token"],
     )
-    out: dict[str, Any] = {"runs": runs} if runs else {}
-    if token:
-        out["next_page_token"] = token
-    return out
+    return page("runs", runs, token)
 
 
 async def get_history(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
@@ -184,10 +181,7 @@ async def get_history(request: web.Request, a: dict[str, Any]) -> dict[str, Any]
     points, token = await stores(request).metric_history.history(
         _run_id(a), a["metric_key"], max_results, a["page_token"]
     )
-    out: dict[str, Any] = {"metrics": points} if points else {}
-    if token:
-        out["next_page_token"] = token
-    return out
+    return page("metrics", points, token)
 
 
 async def get_history_bulk_interval(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
@@ -201,7 +195,7 @@ async def get_history_bulk_interval(request: web.Request, a: dict[str, Any]) -> 
     points = await stores(request).metric_history.bulk_interval(
         run_ids, a["metric_key"], a["start_step"], a["end_step"], max_results
     )
-    return {"metrics": points} if points else {}
+    return page("metrics", points, None)
 
 
 RUN_ID = Field("run_id", alias="run_uuid")

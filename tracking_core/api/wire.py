@@ -176,6 +176,14 @@ def number_out(value: float, is_nan: bool) -> float | str:
     return value
 
 
+def page(field: str, items: list[Any], next_page_token: str | None) -> dict[str, Any]:
+    """One page of a list response: the items unless there are none, the token only if more follow."""
+    out: dict[str, Any] = {field: items} if items else {}
+    if next_page_token:
+        out["next_page_token"] = next_page_token
+    return out
+
+
 def compact(d: Mapping[str, Any]) -> dict[str, Any]:
     """Drop unset fields, as protobuf's JSON form omits them."""
     return {k: v for k, v in d.items() if v is not None and v != []}
