@@ -20,6 +20,8 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from tracking_core.store.sqlite_json import member_if_set, member_list, open_object
+
 SUPPORTED = frozenset({"sqlite"})
 
 
@@ -27,42 +29,22 @@ def _fields(*parts: str) -> str:
     return " || ".join(parts)
 
 
-def _opening(*fields: tuple[str, str]) -> str:
-    """The fields every message has, as an object still open for more: one json_object call (a
-    third cheaper than quoting and joining each field) less its closing brace. Only that brace
-    goes, as the last field's value is always a string or a number, never an object."""
-    pairs = ", ".join(f"'{name}', {expr}" for name, expr in fields)
-    return f"rtrim(json_object({pairs}), '}}')"
-
-
-def _if_set(name: str, expr: str) -> str:
-    """The field only when the value is neither NULL nor "" (what `if value:` skips in Python)."""
-    return f"""CASE WHEN {expr} <> '' THEN ',"{name}":' || json_quote({expr}) ELSE '' END"""
-
-
-def _array(name: str, item: str, source: str) -> str:
-    """The field holding the JSON items of `source` (a FROM ... ORDER BY ... clause), left out when
-    there are none. The ordered inner SELECT fixes the order group_concat sees."""
-    items = f"SELECT {item} AS item {source}"
-    return f"""coalesce((SELECT ',"{name}":[' || group_concat(item, ',') || ']' FROM ({items})), '')"""
-
-
 def _version_json(mv: str, model_name: str) -> str:
     """A ModelVersion message for the row of `mv` (a model_versions alias), as render_version."""
-    tags = _array(
+    tags = member_list(
         "tags",
         "json_object('key', t.\"key\", 'value', t.value)",
         f"FROM model_version_tags AS t WHERE t.registered_model_id = {mv}.registered_model_id "
         f'AND t.version = {mv}.version ORDER BY t."key"',
     )
-    aliases = _array(
+    aliases = member_list(
         "aliases",
         "json_quote(a.alias)",
         f"FROM registered_model_aliases AS a WHERE a.registered_model_id = {mv}.registered_model_id "
         f"AND a.version = {mv}.version ORDER BY a.alias",
     )
     return _fields(
-        _opening(
+        open_object(
             ("name", model_name),
             ("version", f"CAST({mv}.version AS TEXT)"),
             ("creation_timestamp", f"{mv}.creation_time"),
@@ -73,10 +55,10 @@ def _version_json(mv: str, model_name: str) -> str:
             ("status", f"{mv}.status"),
             ("run_link", f"coalesce({mv}.run_link, '')"),
         ),
-        _if_set("run_id", f"{mv}.run_id"),
-        _if_set("user_id", f"{mv}.user_id"),
-        _if_set("status_message", f"{mv}.status_message"),
-        _if_set("model_id", f"{mv}.model_id"),
+        member_if_set("run_id", f"{mv}.run_id"),
+        member_if_set("user_id", f"{mv}.user_id"),
+        member_if_set("status_message", f"{mv}.status_message"),
+        member_if_set("model_id", f"{mv}.model_id"),
         tags,
         aliases,
         "'}'",
@@ -84,7 +66,7 @@ def _version_json(mv: str, model_name: str) -> str:
 
 
 # The highest live version per stage, in version order (registry_rows.latest_version_rows).
-_LATEST = _array(
+_LATEST = member_list(
     "latest_versions",
     _version_json("lv", "registered_models.name"),
     "FROM model_versions AS lv WHERE lv.registered_model_id = registered_models.id AND lv.deleted = 0 "
@@ -96,20 +78,20 @@ _LATEST = _array(
 # A RegisteredModel message for the current `registered_models` row, as registry_render does.
 MODEL_JSON = sa.literal_column(
     _fields(
-        _opening(
+        open_object(
             ("name", "registered_models.name"),
             ("creation_timestamp", "registered_models.creation_time"),
             ("last_updated_timestamp", "registered_models.last_updated_time"),
         ),
-        _if_set("description", "registered_models.description"),
-        _if_set("user_id", "registered_models.user_id"),
+        member_if_set("description", "registered_models.description"),
+        member_if_set("user_id", "registered_models.user_id"),
         _LATEST,
-        _array(
+        member_list(
             "tags",
             "json_object('key', t.\"key\", 'value', t.value)",
             'FROM registered_model_tags AS t WHERE t.registered_model_id = registered_models.id ORDER BY t."key"',
         ),
-        _array(
+        member_list(
             "aliases",
             "json_object('alias', a.alias, 'version', CAST(a.version AS TEXT))",
             "FROM registered_model_aliases AS a WHERE a.registered_model_id = registered_models.id ORDER BY a.alias",

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.store.rows import plain_rows
 from tracking_core.store.run_render import render_metric
+from tracking_core.store.sqlite_json import member_if_set, open_object, ordered_list
 
 # (JSON field, SQL expression over `runs` aliased r), in the order render_info writes them.
 _INFO_FIELDS = (
@@ -37,25 +38,15 @@ _INFO_FIELDS = (
 )
 
 
-def _json_object(fields: Sequence[tuple[str, str]]) -> str:
-    return "json_object(" + ", ".join(f"'{name}', {expr}" for name, expr in fields) + ")"
-
-
 def _key_values(table: str) -> str:
-    # The ordered inner SELECT keeps the array in key order (the primary key already delivers
-    # (run_id, key) order, so it costs no sort).
-    return (
-        f"(SELECT json_group_array(json_object('key', \"key\", 'value', value)) FROM "
-        f'(SELECT "key", value FROM {table} WHERE run_id = r.run_id ORDER BY "key"))'
+    # The primary key delivers (run_id, key) order, so keeping the list in key order costs no sort.
+    return ordered_list(
+        "json_object('key', \"key\", 'value', value)", f'FROM {table} WHERE run_id = r.run_id ORDER BY "key"'
     )
 
 
 # MLflow leaves end_time out while a run has none.
-_INFO = (
-    f"CASE WHEN r.end_time IS NULL THEN {_json_object(_INFO_FIELDS)} "
-    f"ELSE {_json_object((*_INFO_FIELDS, ('end_time', 'r.end_time')))} END"
-)
-_EMPTY = "[]"  # json_group_array over no rows; MLflow leaves empty lists out
+_INFO = f"{open_object(*_INFO_FIELDS)} || {member_if_set('end_time', 'r.end_time')} || '}}'"
 # `ids` is a JSON array of run ids; json_each's `key` is the position, which orders the page.
 _RUNS = sa.text(
     f"SELECT r.run_id, {_INFO}, {_key_values('params')}, {_key_values('run_tags')} "
@@ -82,9 +73,9 @@ async def load_run_parts(conn: AsyncConnection, ids: Sequence[str]) -> list[tupl
         data: dict[str, Any] = {}
         if run_id in metrics:
             data["metrics"] = metrics[run_id]
-        if params != _EMPTY:
+        if params is not None:  # MLflow leaves empty lists out
             data["params"] = orjson.Fragment(params)
-        if tags != _EMPTY:
+        if tags is not None:
             data["tags"] = orjson.Fragment(tags)
         parts.append((run_id, {"info": orjson.Fragment(info), "data": data}))
     return parts
