@@ -57,6 +57,7 @@ def run_gc(args: argparse.Namespace) -> int:
 
     from tracking_core.errors import MlflowError
     from tracking_core.gc import GcRequest, collect, parse_duration
+    from tracking_core.store.database import connect_failure
 
     uri = args.backend_store_uri or next((os.environ[n] for n in _URI_ENV if os.environ.get(n)), None)
     if not uri:
@@ -91,11 +92,7 @@ def run_gc(args: argparse.Namespace) -> int:
         print(f"trackgate gc: nothing removed: {exc.message}", file=sys.stderr)
         return 2
     except sa.exc.OperationalError as exc:
-        reason = str(exc.orig)
-        if uri.split(":", 1)[0].split("+", 1)[0].lower() in ("mysql", "mariadb"):
-            from tracking_core.store import mysql_tls
-
-            reason = mysql_tls.explain(exc.orig, config)
+        reason = connect_failure(exc.orig, config, uri)
         print(configuration.mask_uri(f"trackgate gc failed on {configuration.mask_uri(uri)}: {reason}"),
               file=sys.stderr)
         return 1

@@ -40,6 +40,20 @@ def async_url(uri: str) -> sa.URL:
     return url.set(drivername=ASYNC_DRIVERS.get(backend, url.drivername))
 
 
+def is_mysql(uri: str) -> bool:
+    return async_url(uri).get_backend_name() in ("mysql", "mariadb")
+
+
+def connect_failure(orig: BaseException, config: Config, uri: str) -> str:
+    """Why connecting to `uri` failed, in one line: the driver's message, and for MySQL the TLS
+    error aiomysql hides and a hint at the setting to change (never the password)."""
+    if not is_mysql(uri):
+        return str(orig)
+    from tracking_core.store import mysql_tls  # lazy: aiomysql only for MySQL URIs
+
+    return mysql_tls.explain(orig, config)
+
+
 def create_engine(config: Config, uri: str | None = None) -> AsyncEngine:
     url = async_url(uri or config.backend_store_uri)
     backend = url.get_backend_name()

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.config import Config, mask_uri
 from tracking_core.entities import LifecycleStage
 from tracking_core.store import tables
-from tracking_core.store.database import create_engine
+from tracking_core.store.database import connect_failure, create_engine, is_mysql
 
 DEFAULT_EXPERIMENT_ID = 0
 DEFAULT_EXPERIMENT_NAME = "Default"
@@ -84,13 +84,10 @@ def join_uri(root: str, *parts: str) -> str:
 
 async def _run(uri: str, config: Config, action: Any) -> Any:
     """`action(conn)` in one transaction; SchemaError saying why when the database cannot be opened."""
-    is_mysql = uri.split(":", 1)[0].split("+", 1)[0].lower() in ("mysql", "mariadb")
-    if is_mysql:
-        from tracking_core.store import mysql_tls  # lazy: aiomysql only for MySQL URIs
     try:
         engine = create_engine(config, uri)
     except ValueError as exc:  # mysql_tls.MySQLTLSError: a TLS file that cannot be used
-        if not is_mysql:
+        if not is_mysql(uri):
             raise
         raise SchemaError(f"Cannot open the database {mask_uri(uri)}: {exc}") from None
     try:
@@ -98,7 +95,7 @@ async def _run(uri: str, config: Config, action: Any) -> Any:
         try:
             connection = await engine.connect()
         except sa.exc.OperationalError as exc:
-            reason = mysql_tls.explain(exc.orig, config) if is_mysql else str(exc.orig)
+            reason = connect_failure(exc.orig, config, uri)
             raise SchemaError(mask_uri(f"Cannot open the database {mask_uri(uri)}: {reason}")) from None
         try:
             async with connection.begin():
