@@ -47,28 +47,33 @@ async def insert_ignore(conn: AsyncConnection, table: sa.Table, rows: Sequence[d
     await conn.execute(stmt, list(rows))
 
 
+@functools.cache
+def _upsert_statement(dialect: str, table: sa.Table, update: tuple[str, ...]) -> Any:
+    keys = _primary_key(table)
+    if dialect in ("sqlite", "postgresql"):
+        base = sqlite.insert(table) if dialect == "sqlite" else postgresql.insert(table)
+        return base.on_conflict_do_update(index_elements=keys, set_={c: base.excluded[c] for c in update})
+    if dialect in ("mysql", "mariadb"):
+        base = mysql.insert(table)
+        return base.on_duplicate_key_update({c: base.inserted[c] for c in update})
+    return None
+
+
 async def upsert(
     conn: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]], update: Sequence[str]
 ) -> None:
     """Insert rows, or overwrite the `update` columns of rows whose primary key exists."""
     if not rows:
         return
-    name = conn.dialect.name
     keys = _primary_key(table)
     # One statement may not touch a row twice (PostgreSQL refuses); the last value for a key wins.
     rows = list({tuple(r[k] for k in keys): r for r in rows}.values())
-    stmt: Any
-    if name in ("sqlite", "postgresql"):
-        base = sqlite.insert(table) if name == "sqlite" else postgresql.insert(table)
-        stmt = base.on_conflict_do_update(index_elements=keys, set_={c: base.excluded[c] for c in update})
-        await conn.execute(stmt, list(rows))
-    elif name in ("mysql", "mariadb"):
-        base = mysql.insert(table)
-        stmt = base.on_duplicate_key_update({c: base.inserted[c] for c in update})
-        await conn.execute(stmt, list(rows))
-    else:
-        for row in rows:
-            where = [table.c[k] == row[k] for k in keys]
-            result = await conn.execute(table.update().where(*where).values({c: row[c] for c in update}))
-            if result.rowcount == 0:
-                await conn.execute(table.insert().values(**row))
+    stmt = _upsert_statement(conn.dialect.name, table, tuple(update))
+    if stmt is not None:
+        await conn.execute(stmt, rows)
+        return
+    for row in rows:
+        where = [table.c[k] == row[k] for k in keys]
+        result = await conn.execute(table.update().where(*where).values({c: row[c] for c in update}))
+        if result.rowcount == 0:
+            await conn.execute(table.insert().values(**row))
