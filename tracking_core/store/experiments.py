@@ -17,6 +17,7 @@ from tracking_core.store.clock import now_ms
 from tracking_core.store.database import Database
 from tracking_core.store.id_lists import chunks
 from tracking_core.store.schema import join_uri
+from tracking_core.store.upsert import upsert
 
 E = tables.experiments
 T = tables.experiment_tags
@@ -161,11 +162,7 @@ class ExperimentStore:
     async def set_tag(self, experiment_id: int, key: str, value: str) -> None:
         async with self.db.write() as conn:
             await require_active(conn, experiment_id)
-            updated = await conn.execute(
-                T.update().where(T.c.experiment_id == experiment_id, T.c.key == key).values(value=value)
-            )
-            if updated.rowcount == 0:
-                await conn.execute(T.insert().values(experiment_id=experiment_id, key=key, value=value))
+            await upsert(conn, T, [{"experiment_id": experiment_id, "key": key, "value": value}], ["value"])
 
     async def delete_tag(self, experiment_id: int, key: str) -> None:
         async with self.db.write() as conn:
