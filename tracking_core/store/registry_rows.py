@@ -10,14 +10,15 @@ every backend's bind-parameter limit.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.errors import not_found
 from tracking_core.store import tables
+from tracking_core.store.id_lists import chunks
 from tracking_core.store.json_agg import key_value_list
 
 RM, MV = tables.registered_models, tables.model_versions
@@ -27,8 +28,6 @@ RM_TAGS, MV_TAGS, ALIASES = (
     tables.registered_model_aliases,
 )
 
-CHUNK = 2000
-T = TypeVar("T")
 VersionKey = tuple[int, int]  # (registered_model_id, version)
 Tags = list[dict[str, str]]
 
@@ -81,11 +80,6 @@ VERSION_ROW = (
     _VERSION_ALIASES.label("alias_list"),
 )
 MODEL_ROW = (RM, _MODEL_TAGS.label("tags_json"), _MODEL_ALIASES.label("alias_list"))
-
-
-def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def model_not_found(name: str) -> Exception:
