@@ -30,6 +30,7 @@ from tracking_core.store.registry_rows import (
     VERSION_ROW,
     require_model,
     require_version,
+    version_not_found,
 )
 from tracking_core.store.upsert import upsert
 
@@ -133,8 +134,10 @@ class ModelVersionStore:
     async def get(self, name: str, version: int) -> dict[str, Any]:
         async with self.db.read() as conn:
             model = await require_model(conn, name)
-            await require_version(conn, model, version)
-            return (await load_versions(conn, [(model.id, version)]))[0]
+            found = await load_versions(conn, [(model.id, version)])  # live versions only
+        if not found:
+            raise version_not_found(model.name, version)
+        return found[0]
 
     async def download_uri(self, name: str, version: int) -> str:
         async with self.db.read() as conn:
