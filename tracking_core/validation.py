@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import posixpath
 import re
 from typing import Any
@@ -100,10 +99,6 @@ def timestamp(value: Any, key_: str) -> int:
     if value < 0:
         raise invalid(f"Got invalid timestamp {value} for metric '{key_}': must be non-negative.")
     return int(value)
-
-
-def is_nan(value: float) -> bool:
-    return math.isnan(value)
 
 
 def max_results(value: int | None, default: int, limit: int, *, required: bool = False) -> int:

@@ -10,7 +10,6 @@ open for a generated OpenAPI document.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -167,26 +166,12 @@ def parse_query(fields: tuple[Field, ...], query: MultiMapping[str]) -> dict[str
     return out
 
 
-def number_out(value: float, is_nan: bool) -> float | str:
-    """A double for a response: NaN travels as the string "NaN" (JSON has no NaN)."""
-    if is_nan or math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
-
-
 def page(field: str, items: list[Any], next_page_token: str | None) -> dict[str, Any]:
     """One page of a list response: the items unless there are none, the token only if more follow."""
     out: dict[str, Any] = {field: items} if items else {}
     if next_page_token:
         out["next_page_token"] = next_page_token
     return out
-
-
-def compact(d: Mapping[str, Any]) -> dict[str, Any]:
-    """Drop unset fields, as protobuf's JSON form omits them."""
-    return {k: v for k, v in d.items() if v is not None and v != []}
 
 
 KEY_VALUE = (Field("key"), Field("value"))

@@ -9,7 +9,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tracking_core.api.wire import number_out
 from tracking_core.entities import LifecycleStage
 from tracking_core.errors import invalid, not_found
 from tracking_core.search.logged_models import ModelOrder, select_logged_models
@@ -18,6 +17,7 @@ from tracking_core.store import tables
 from tracking_core.store.clock import now_ms
 from tracking_core.store.database import Database
 from tracking_core.store.names import random_run_name
+from tracking_core.store.run_render import number_out
 from tracking_core.store.schema import join_uri
 from tracking_core.store.upsert import insert_ignore, upsert
 

@@ -6,22 +6,21 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tracking_core.api.wire import number_out
 from tracking_core.errors import invalid
 from tracking_core.search import page_token
 from tracking_core.store import tables
 from tracking_core.store.database import Database
 from tracking_core.store.rows import plain_rows
+from tracking_core.store.run_render import number_out
 from tracking_core.store.runs import require_run
 
 M = tables.metrics
 
 
-def _point(row: Any, with_run: bool = False) -> dict[str, Any]:
-    out = {"key": row.key, "value": number_out(row.value, row.is_nan), "timestamp": row.timestamp, "step": row.step}
-    if with_run:
-        out["run_id"] = row.run_id
-    return out
+def _point(row: Any) -> dict[str, Any]:
+    """A point of get-history-bulk-interval, which names its run."""
+    value = number_out(row.value, row.is_nan)
+    return {"key": row.key, "value": value, "timestamp": row.timestamp, "step": row.step, "run_id": row.run_id}
 
 
 def sample_steps(steps: list[int], max_results: int) -> list[int]:
@@ -85,5 +84,5 @@ class MetricHistoryStore:
                     .where(M.c.run_id == run_id, M.c.key == key, M.c.step.in_(steps))
                     .order_by(M.c.step, M.c.timestamp)
                 )
-                out.extend(_point(r, with_run=True) for r in rows)
+                out.extend(_point(r) for r in rows)
         return out

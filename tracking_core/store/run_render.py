@@ -1,7 +1,8 @@
-"""The pieces of a Run message built in Python: its info and a latest metric."""
+"""The pieces of a Run message built in Python: its info, a latest metric, a metric value."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -37,3 +38,12 @@ def render_metric(
         extras = {"dataset_name": dataset_name, "dataset_digest": dataset_digest, "model_id": model_id}
         metric.update({k: v for k, v in extras.items() if v})
     return metric
+
+
+def number_out(value: float, is_nan: bool) -> float | str:
+    """A double for a response: NaN travels as the string "NaN" (JSON has no NaN)."""
+    if is_nan or math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
