@@ -42,7 +42,7 @@ async def _issue(config: configuration.Config, args: argparse.Namespace, engine:
         ttl = configuration.parse_duration(args.ttl)
     except ValueError:
         raise UserError(f"--ttl {args.ttl!r} is not a duration such as 12h or 30d") from None
-    key = await signing_key(config)
+    key = await signing_key(config, engine)
     token, claims = issue(key, config, args.subject, ttl, {"email": args.email} if args.email else None)
     async with engine.begin() as conn:
         await conn.execute(

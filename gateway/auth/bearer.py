@@ -98,8 +98,9 @@ class BearerAuthenticator:
 @contextlib.asynccontextmanager
 async def open_bearer(app: web.Application) -> AsyncIterator[BearerAuthenticator]:
     config = app[keys.config]
-    key = await signing_key(config)
-    own = OwnTokens(key, config, Revocations(app.get(keys.auth_engine)))
+    engine = app.get(keys.auth_engine)  # None with artifacts_only
+    key = await signing_key(config, engine)
+    own = OwnTokens(key, config, Revocations(engine))
     async with aiohttp.ClientSession(headers={"User-Agent": "trackgate"}) as session:
         issuers = [IssuerKeys(i, session, config.jwks_cache_ttl) for i in config.jwt_issuers]
         yield BearerAuthenticator(own, issuers, config.jwt_leeway)

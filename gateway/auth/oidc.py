@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway import keys
 from gateway.auth import allowlist
@@ -57,7 +58,7 @@ class SSO:
         return self.client, self.authenticator
 
 
-async def cookie_secret(config: Config) -> bytes:
+async def cookie_secret(config: Config, engine: AsyncEngine | None) -> bytes:
     """The configured cookie secret, else the one generated once and kept in the database."""
     if config.cookie_secret is not None:
         return decode_secret(config.cookie_secret.reveal())
@@ -65,7 +66,7 @@ async def cookie_secret(config: Config) -> bytes:
     def generate() -> str:
         return base64.b64encode(secrets.token_bytes(32)).decode()
 
-    return decode_secret(await get_or_create(config, COOKIE_SECRET_NAME, generate))
+    return decode_secret(await get_or_create(engine, COOKIE_SECRET_NAME, generate))
 
 
 @contextlib.asynccontextmanager
@@ -74,7 +75,7 @@ async def open_sso(app: web.Application) -> AsyncIterator[SessionAuthenticator]:
     sso = app[keys.sso]
     https = (sso.config.oidc_redirect_url or "").startswith("https://")
     cookies = SessionCookies(
-        await cookie_secret(sso.config),
+        await cookie_secret(sso.config, app.get(keys.auth_engine)),  # None with artifacts_only
         sso.config.session_lifetime,
         always_secure=https,
         login_path=sso.config.static_prefix + "/oauth2/",

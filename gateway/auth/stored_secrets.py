@@ -11,32 +11,30 @@ import time
 from collections.abc import Callable
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.config import Config
 
+async def get_or_create(engine: AsyncEngine | None, name: str, generate: Callable[[], str]) -> str:
+    """The stored secret `name`, created with `generate()` if there is none yet.
 
-async def get_or_create(config: Config, name: str, generate: Callable[[], str]) -> str:
-    """The stored secret `name`, created with `generate()` if there is none yet."""
-    # Lazy: SQLAlchemy and the store stay out of the gateway's import path until needed.
-    from tracking_core.store.database import create_engine
+    `engine` is the gateway's own (app[keys.auth_engine]) or the CLI's; None only with artifacts_only,
+    where there is no database and the configuration check has already required the secret to be set.
+    """
+    if engine is None:
+        raise RuntimeError(f"no database to keep the generated {name} in: configure it")
+    # Lazy: the store's tables stay out of the gateway's import path until needed.
     from tracking_core.store.tables import gateway_secrets as table
 
-    engine = create_engine(config.with_changes(db_pool_size=1, db_max_overflow=0))
+    select = sa.select(table.c.value).where(table.c.name == name)
+    async with engine.connect() as conn:
+        value = await conn.scalar(select)
+    if value is not None:
+        return str(value)
     try:
-        select = sa.select(table.c.value).where(table.c.name == name)
-        async with engine.connect() as conn:
-            value = await conn.scalar(select)
-        if value is not None:
-            return str(value)
-        try:
-            async with engine.begin() as conn:
-                candidate = generate()
-                await conn.execute(
-                    table.insert().values(name=name, value=candidate, created_time=int(time.time() * 1000))
-                )
-                return candidate
-        except sa.exc.IntegrityError:
-            async with engine.connect() as conn:  # another replica was first: use its secret
-                return str(await conn.scalar(select))
-    finally:
-        await engine.dispose()
+        async with engine.begin() as conn:
+            candidate = generate()
+            await conn.execute(table.insert().values(name=name, value=candidate, created_time=int(time.time() * 1000)))
+            return candidate
+    except sa.exc.IntegrityError:
+        async with engine.connect() as conn:  # another replica was first: use its secret
+            return str(await conn.scalar(select))

@@ -41,8 +41,8 @@ async def test_users_tokens_and_key(db_uri: str) -> None:
         auth = BasicAuthenticator(UserSources(engine, None), 30)
         assert (await auth.check("Alice", "pw-1")) is not None
         assert await auth.check("alice", "pw-1") is None  # names compare case-sensitively everywhere
-        key = await signing_key(config)
-        assert (await signing_key(config)).kid == key.kid  # generated once, then read back
+        key = await signing_key(config, engine)
+        assert (await signing_key(config, engine)).kid == key.kid  # generated once, then read back
         _, claims = issue(key, config, "ci", timedelta(hours=1))
         revoked = cli("tokens", "revoke", claims["jti"], "--backend-store-uri", db_uri)
         assert revoked.returncode == 0, revoked.stderr
