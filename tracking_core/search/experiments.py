@@ -12,16 +12,15 @@ from tracking_core.entities import LifecycleStage, ViewType
 from tracking_core.errors import invalid
 from tracking_core.search.parser import Value, ValueKind
 from tracking_core.search.rules import (
+    INTEGER_ATTRIBUTE,
     LIST_COMPARATORS,
     NULL_COMPARATORS,
-    NUMERIC_COMPARATORS,
     STRING_COMPARATORS,
     Condition,
     EntityRules,
     KeyRule,
     KeySpace,
     SortKey,
-    integer,
     quoted_string,
     resolve_filter,
     resolve_order_by,
@@ -42,7 +41,6 @@ def experiment_id(value: Value, label: str) -> int:
         ) from None
 
 
-_TIME = KeyRule(NUMERIC_COMPARATORS, integer, label="numeric attribute: {key}")
 
 EXPERIMENT_RULES = EntityRules(
     types={
@@ -51,8 +49,8 @@ EXPERIMENT_RULES = EntityRules(
             keys={
                 "name": KeyRule(STRING_COMPARATORS, quoted_string),
                 "experiment_id": KeyRule(frozenset({"=", "!="}) | LIST_COMPARATORS, experiment_id),
-                "creation_time": _TIME,
-                "last_update_time": _TIME,
+                "creation_time": INTEGER_ATTRIBUTE,
+                "last_update_time": INTEGER_ATTRIBUTE,
             },
         ),
         "tag": KeySpace(

@@ -16,6 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from tracking_core.entities import LifecycleStage
 from tracking_core.errors import invalid
 from tracking_core.search.rules import (
+    INTEGER_ATTRIBUTE,
     LIST_COMPARATORS,
     NUMERIC_COMPARATORS,
     STRING_COMPARATORS,
@@ -23,7 +24,6 @@ from tracking_core.search.rules import (
     EntityRules,
     KeyRule,
     KeySpace,
-    integer,
     number,
     quoted_string,
     resolve_filter,
@@ -33,7 +33,6 @@ from tracking_core.store.tables import logged_model_metrics, logged_model_params
 
 LM = logged_models.c
 _STRING = KeyRule(STRING_COMPARATORS | LIST_COMPARATORS, quoted_string)
-_TIME = KeyRule(NUMERIC_COMPARATORS, integer, label="numeric attribute: {key}")
 
 _ATTRIBUTES: dict[str, Any] = {
     "name": LM.name,
@@ -51,7 +50,7 @@ RULES = EntityRules(
     types={
         "attribute": KeySpace(
             "attribute",
-            keys={k: (_TIME if "timestamp" in k else _STRING) for k in _ATTRIBUTES},
+            keys={k: (INTEGER_ATTRIBUTE if "timestamp" in k else _STRING) for k in _ATTRIBUTES},
             key_aliases=_ALIASES,
         ),
         "metric": KeySpace("metric", any_key=KeyRule(NUMERIC_COMPARATORS, number)),

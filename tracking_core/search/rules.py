@@ -60,6 +60,10 @@ class KeyRule:
     label: str | None = None  # overrides the key space's label in value errors; `{key}` is filled in
 
 
+# Integer attributes (times, version numbers): numeric comparators, errors naming the attribute.
+INTEGER_ATTRIBUTE = KeyRule(NUMERIC_COMPARATORS, integer, label="numeric attribute: {key}")
+
+
 @dataclass(frozen=True)
 class KeySpace:
     """The keys of one identifier type: a fixed set (attributes) and/or any key (tags, metrics)."""

@@ -16,6 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from tracking_core.entities import LifecycleStage, ViewType
 from tracking_core.search.rules import (
+    INTEGER_ATTRIBUTE,
     LIST_COMPARATORS,
     NULL_COMPARATORS,
     NUMERIC_COMPARATORS,
@@ -25,7 +26,6 @@ from tracking_core.search.rules import (
     KeyRule,
     KeySpace,
     SortKey,
-    integer,
     number,
     quoted_string,
     resolve_filter,
@@ -39,7 +39,6 @@ DATASET_CONTEXT_TAG = "mlflow.data.context"
 _TEXT = KeyRule(STRING_COMPARATORS, quoted_string)
 _TEXT_OR_NULL = KeyRule(STRING_COMPARATORS | NULL_COMPARATORS, quoted_string)
 _TEXT_OR_LIST = KeyRule(STRING_COMPARATORS | LIST_COMPARATORS, quoted_string)
-_TIME = KeyRule(NUMERIC_COMPARATORS, integer, label="numeric attribute: {key}")
 
 RUN_RULES = EntityRules(
     types={
@@ -54,8 +53,8 @@ RUN_RULES = EntityRules(
                 "status": _TEXT,
                 "user_id": _TEXT,
                 "artifact_uri": _TEXT,
-                "start_time": _TIME,
-                "end_time": _TIME,
+                "start_time": INTEGER_ATTRIBUTE,
+                "end_time": INTEGER_ATTRIBUTE,
             },
             key_aliases={
                 "run name": "run_name",
