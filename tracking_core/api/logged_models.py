@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from aiohttp import web
@@ -13,7 +11,6 @@ from tracking_core.api.routing import Endpoint
 from tracking_core.api.wire import BOOL, INT32, KEY_VALUE, MESSAGE, Field, page
 from tracking_core.errors import invalid
 from tracking_core.keys import stores
-from tracking_core.search import page_token
 from tracking_core.search.logged_models import ModelOrder
 from tracking_core.store.logged_models import STATUSES
 
@@ -78,15 +75,10 @@ async def search(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
                 for o in a["order_by"]]
     if any(not o.field_name for o in order_by):
         raise invalid("Missing value for required parameter 'field_name' of an order_by entry.")
-    # A token is only valid for the query it came from, as in MLflow.
-    scope = hashlib.sha256(json.dumps(
-        [experiment_ids, a["filter"], a["datasets"], [o.__dict__ for o in order_by]], sort_keys=True
-    ).encode()).hexdigest()[:16]
-    offset = page_token.decode(a["page_token"], scope)
-    models, more = await stores(request).logged_models.search(
-        experiment_ids, a["filter"], a["datasets"], order_by, max_results, offset
+    models, token = await stores(request).logged_models.search(
+        experiment_ids, a["filter"], a["datasets"], order_by, max_results, a["page_token"]
     )
-    return page("models", models, page_token.encode(offset + max_results, scope) if more else None)
+    return page("models", models, token)
 
 
 MODEL_ID = Field("model_id", required=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.entities import LifecycleStage
 from tracking_core.errors import invalid, not_found
+from tracking_core.search import page_token
 from tracking_core.search.logged_models import ModelOrder, select_logged_models
 from tracking_core.store import experiments as experiment_queries
 from tracking_core.store import tables
@@ -190,10 +193,16 @@ class LoggedModelStore:
         datasets: list[dict[str, Any]],
         order_by: list[ModelOrder],
         max_results: int,
-        offset: int,
-    ) -> tuple[list[dict[str, Any]], bool]:
+        token: str | None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        # A token is only valid for the query it came from, as in MLflow.
+        scope = hashlib.sha256(json.dumps(
+            [experiment_ids, filter_string, datasets, [o.__dict__ for o in order_by]], sort_keys=True
+        ).encode()).hexdigest()[:16]
+        offset = page_token.decode(token, scope)
         stmt = select_logged_models(experiment_ids=experiment_ids, filter_string=filter_string, datasets=datasets,
                                     order_by=order_by, limit=max_results + 1, offset=offset)
         async with self.db.read() as conn:
             ids = (await conn.execute(stmt)).scalars().all()
-            return await load_models(conn, ids[:max_results]), len(ids) > max_results
+            models = await load_models(conn, ids[:max_results])
+        return models, page_token.encode(offset + max_results, scope) if len(ids) > max_results else None
