@@ -22,8 +22,9 @@ log = logging.getLogger("trackgate.core")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def error_response(error: MlflowError, request: web.Request) -> web.Response:
-    response = json_response(error.to_json(), status=error.status)
+def error_response(error: MlflowError, status: int | None = None) -> web.Response:
+    """MLflow's JSON error body, with the error code's HTTP status unless `status` overrides it."""
+    response = json_response(error.to_json(), status=status or error.status)
     if error.code == ErrorCode.TEMPORARILY_UNAVAILABLE:
         response.headers["Retry-After"] = "1"
     return response
@@ -39,30 +40,25 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except MlflowError as exc:
-        return error_response(exc, request)
+        return error_response(exc)
     except web.HTTPRequestEntityTooLarge as exc:
-        return error_response(MlflowError(ErrorCode.INVALID_PARAMETER_VALUE, exc.text or "Request body too large."),
-                              request)
+        return error_response(MlflowError(ErrorCode.INVALID_PARAMETER_VALUE, exc.text or "Request body too large."))
     except web.HTTPException as exc:
         if exc.status == 404 and _is_api(request):
             return error_response(
-                MlflowError(ErrorCode.ENDPOINT_NOT_FOUND, f"No API endpoint at {request.method} {request.path}."),
-                request,
+                MlflowError(ErrorCode.ENDPOINT_NOT_FOUND, f"No API endpoint at {request.method} {request.path}.")
             )
         if exc.status == 405 and _is_api(request):
             error = MlflowError(ErrorCode.BAD_REQUEST, f"Method {request.method} is not allowed on {request.path}.")
-            response = json_response(error.to_json(), status=405)
-            return response
+            return error_response(error, status=405)
         raise
     except (sa.exc.OperationalError, sa.exc.TimeoutError, sa.exc.InterfaceError) as exc:
         log.warning("database unavailable (request %s): %s", request_id, type(exc).__name__)
         return error_response(
-            MlflowError(ErrorCode.TEMPORARILY_UNAVAILABLE, "The database is temporarily unavailable; retry."),
-            request,
+            MlflowError(ErrorCode.TEMPORARILY_UNAVAILABLE, "The database is temporarily unavailable; retry.")
         )
     except Exception:
         log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request_id)
         return error_response(
-            MlflowError(ErrorCode.INTERNAL_ERROR, f"Internal error; see the server log for request {request_id}."),
-            request,
+            MlflowError(ErrorCode.INTERNAL_ERROR, f"Internal error; see the server log for request {request_id}.")
         )

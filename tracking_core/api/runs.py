@@ -25,22 +25,22 @@ def _run_id(a: dict[str, Any]) -> str:
     return str(run_id)
 
 
+def _pairs(items: list[dict[str, Any]], max_value_length: int) -> list[tuple[str, str]]:
+    """Validated (key, value) pairs of tags or params; long values are cut as MLflow does."""
+    pairs = []
+    for item in items:
+        key = validation.key(item["key"], "key")
+        value = item["value"] if item["value"] is not None else ""
+        pairs.append((key, validation.truncate(value, max_value_length)))
+    return pairs
+
+
 def _tags(items: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    tags = []
-    for t in items:
-        key = validation.key(t["key"], "key")
-        value = t["value"] if t["value"] is not None else ""
-        tags.append((key, validation.truncate(value, validation.MAX_RUN_TAG_VALUE_LENGTH)))
-    return tags
+    return _pairs(items, validation.MAX_RUN_TAG_VALUE_LENGTH)
 
 
 def _params(items: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    params = []
-    for p in items:
-        key = validation.key(p["key"], "key")
-        value = p["value"] if p["value"] is not None else ""
-        params.append((key, validation.truncate(value, validation.MAX_PARAM_VALUE_LENGTH)))
-    return params
+    return _pairs(items, validation.MAX_PARAM_VALUE_LENGTH)
 
 
 def _metric(m: dict[str, Any]) -> MetricPoint:
