@@ -6,7 +6,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -17,6 +17,7 @@ from gateway.auth import registry as auth_registry
 from gateway.auth.middleware import build_auth_middleware
 from gateway.config import Config
 from gateway.drain import Drain
+from gateway.errors import mlflow_error
 from gateway.forwarded import TrustedProxies, build_forwarded_middleware
 from gateway.supervisor import READY_PATH, PrepareSchema, supervisor_context
 from gateway.tls import TlsContext
@@ -109,22 +110,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         code = _ERROR_CODES.get(exc.status, "INTERNAL_ERROR" if exc.status >= 500 else "BAD_REQUEST")
-        return error_response(exc.status, code, exc.reason, headers=exc.headers)
+        return mlflow_error(exc.status, code, exc.reason, headers=exc.headers)
     except Exception:
         log.exception("request %s failed: %s %s", request[keys.request_id], request.method, request.path)
-        return error_response(
+        return mlflow_error(
             500, "INTERNAL_ERROR", f"Internal error (request id {request[keys.request_id]})."
         )
-
-
-def error_response(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    headers = {
-        k: v for k, v in (headers or {}).items() if k.lower() not in ("content-type", "content-length")
-    }
-    body = json.dumps({"error_code": code, "message": message})
-    return web.Response(status=status, text=body, content_type="application/json", headers=headers)
 
 
 async def _stamp_response(request: web.Request, response: web.StreamResponse) -> None:

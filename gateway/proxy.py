@@ -8,7 +8,6 @@ flat. There is no total timeout: an upload may take as long as it takes; only an
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Iterable
 
@@ -19,6 +18,7 @@ from yarl import URL
 
 from gateway import keys
 from gateway.auth import upstream as auth_upstream
+from gateway.errors import mlflow_error
 from gateway.supervisor import CORE_URL
 
 log = logging.getLogger("trackgate.proxy")
@@ -117,8 +117,7 @@ def downstream_response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict
 
 def unavailable(message: str) -> web.Response:
     """503 in MLflow's error shape; the mlflow client retries 503 after Retry-After."""
-    body = json.dumps({"error_code": "TEMPORARILY_UNAVAILABLE", "message": message})
-    return web.Response(status=503, text=body, content_type="application/json", headers={"Retry-After": "1"})
+    return mlflow_error(503, "TEMPORARILY_UNAVAILABLE", message, {"Retry-After": "1"})
 
 
 async def core_session_context(app: web.Application) -> AsyncIterator[None]:

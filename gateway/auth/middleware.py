@@ -24,6 +24,7 @@ from gateway.auth.base import AuthenticationFailed
 from gateway.auth.paths import SkipAuth, normalise
 from gateway.auth.throttle import FailureThrottle
 from gateway.config import Config
+from gateway.errors import mlflow_error
 
 log = logging.getLogger("trackgate.auth")
 
@@ -34,9 +35,7 @@ def unauthenticated(message: str, challenges: list[str]) -> web.Response:
     headers: CIMultiDict[str] = CIMultiDict()
     for challenge in challenges or [FALLBACK_CHALLENGE]:
         headers.add("WWW-Authenticate", challenge)
-    return web.json_response(
-        {"error_code": "UNAUTHENTICATED", "message": message}, status=401, headers=headers
-    )
+    return mlflow_error(401, "UNAUTHENTICATED", message, headers)
 
 
 def is_browser_navigation(request: web.Request, path: str) -> bool:
@@ -62,9 +61,9 @@ def build_auth_middleware(config: Config) -> Middleware:
             return await handler(request)
         address = request.remote or ""
         if "Authorization" in request.headers and (wait := throttle.retry_after(address)) is not None:
-            return web.json_response(
-                {"error_code": "RESOURCE_EXHAUSTED", "message": "Too many failed sign-in attempts; retry later."},
-                status=429, headers={"Retry-After": str(int(wait) + 1)},
+            return mlflow_error(
+                429, "RESOURCE_EXHAUSTED", "Too many failed sign-in attempts; retry later.",
+                {"Retry-After": str(int(wait) + 1)},
             )
         for authenticator in chain.authenticators:
             try:

@@ -36,6 +36,7 @@ from gateway.auth.session import (
 )
 from gateway.auth.stored_secrets import get_or_create
 from gateway.config import Config
+from gateway.errors import mlflow_error
 
 log = logging.getLogger("trackgate.auth.oidc")
 
@@ -204,8 +205,7 @@ async def userinfo(request: web.Request) -> web.Response:
     if identity is None:
         if wants_page:
             return page(401, "Not signed in", "You are not signed in to this server.", again=True)
-        error = {"error_code": "UNAUTHENTICATED", "message": "Not signed in."}
-        return web.json_response(error, status=401)
+        return mlflow_error(401, "UNAUTHENTICATED", "Not signed in.")
     body: dict[str, object] = {
         "user": identity.subject,
         "email": identity.email,
