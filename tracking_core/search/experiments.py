@@ -25,7 +25,7 @@ from tracking_core.search.rules import (
     resolve_filter,
     resolve_order_by,
 )
-from tracking_core.search.sql import compare, direction
+from tracking_core.search.sql import compare, direction, key_value_test
 from tracking_core.store.tables import experiment_tags, experiments
 
 
@@ -68,12 +68,8 @@ def _filter(condition: Condition) -> ColumnElement[bool]:
     if condition.type == "attribute":
         return compare(_ATTRIBUTE_COLUMNS[condition.key], condition.comparator, condition.value)
     tag = experiment_tags.c
-    exists = sa.exists().where(tag.experiment_id == experiments.c.experiment_id, tag.key == condition.key)
-    if condition.comparator == "IS NULL":
-        return sa.not_(exists)
-    if condition.comparator == "IS NOT NULL":
-        return exists
-    return exists.where(compare(tag.value, condition.comparator, condition.value))
+    link = tag.experiment_id == experiments.c.experiment_id
+    return key_value_test(link, tag.key, condition.key, tag.value, condition.comparator, condition.value)
 
 
 def _sort_keys(order_by: Sequence[str]) -> list[SortKey]:

@@ -28,7 +28,7 @@ from tracking_core.search.rules import (
     quoted_string,
     resolve_filter,
 )
-from tracking_core.search.sql import compare, direction, missing_last
+from tracking_core.search.sql import compare, direction, key_value_test, missing_last
 from tracking_core.store.tables import logged_model_metrics, logged_model_params, logged_model_tags, logged_models
 
 LM = logged_models.c
@@ -81,9 +81,8 @@ def _condition(c: Condition) -> ColumnElement[bool]:
         m = logged_model_metrics.c
         return sa.exists().where(m.model_id == LM.model_id, m.key == c.key, m.is_nan.is_(False),
                                  compare(m.value, c.comparator, c.value))
-    table = logged_model_params if c.type == "param" else logged_model_tags
-    return sa.exists().where(table.c.model_id == LM.model_id, table.c.key == c.key,
-                             compare(table.c.value, c.comparator, c.value))
+    kv = (logged_model_params if c.type == "param" else logged_model_tags).c
+    return key_value_test(kv.model_id == LM.model_id, kv.key, c.key, kv.value, c.comparator, c.value)
 
 
 def _order_terms(order: ModelOrder) -> list[ColumnElement[Any]]:

@@ -28,7 +28,7 @@ from tracking_core.search.rules import (
     resolve_filter,
     resolve_order_by,
 )
-from tracking_core.search.sql import compare, direction
+from tracking_core.search.sql import compare, direction, key_value_test
 from tracking_core.store.tables import registered_model_tags, registered_models
 
 IS_PROMPT_TAG = "mlflow.prompt.is_prompt"
@@ -100,11 +100,8 @@ def _filter(condition: Condition) -> ColumnElement[bool]:
     if condition.type == "attribute":
         return compare(_COLUMNS[condition.key], condition.comparator, condition.value)
     tag = registered_model_tags.c
-    return sa.exists().where(
-        tag.registered_model_id == registered_models.c.id,
-        tag.key == condition.key,
-        compare(tag.value, condition.comparator, condition.value),
-    )
+    link = tag.registered_model_id == registered_models.c.id
+    return key_value_test(link, tag.key, condition.key, tag.value, condition.comparator, condition.value)
 
 
 def _sort_keys(order_by: Sequence[str]) -> list[SortKey]:

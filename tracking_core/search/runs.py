@@ -31,7 +31,7 @@ from tracking_core.search.rules import (
     resolve_filter,
     resolve_order_by,
 )
-from tracking_core.search.sql import compare, direction, missing_last
+from tracking_core.search.sql import compare, direction, key_value_test, missing_last
 from tracking_core.store.tables import datasets, input_tags, inputs, latest_metrics, params, run_tags, runs
 
 DATASET_CONTEXT_TAG = "mlflow.data.context"
@@ -105,12 +105,9 @@ def _metric_filter(condition: Condition) -> ColumnElement[bool]:
 
 
 def _string_key_filter(condition: Condition) -> ColumnElement[bool]:
-    table = _KEYED_TABLES[condition.type]
-    if condition.comparator == "IS NULL":
-        return sa.not_(_has_key(table, condition.key))
-    if condition.comparator == "IS NOT NULL":
-        return _has_key(table, condition.key)
-    return _has_key(table, condition.key, compare(table.c.value, condition.comparator, condition.value))
+    c = _KEYED_TABLES[condition.type].c
+    return key_value_test(c.run_id == runs.c.run_id, c.key, condition.key, c.value, condition.comparator,
+                          condition.value)
 
 
 def _dataset_filter(condition: Condition) -> ColumnElement[bool]:

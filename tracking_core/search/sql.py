@@ -38,6 +38,21 @@ def compare(column: ColumnElement[Any], comparator: str, value: object) -> Colum
     raise AssertionError(f"comparator {comparator!r} should have been rejected by the rules")
 
 
+def key_value_test(
+    link: ColumnElement[bool], key_column: ColumnElement[Any], key: str, value_column: ColumnElement[Any],
+    comparator: str, value: object,
+) -> ColumnElement[bool]:
+    """A condition on an entity's key/value child rows (tags, params), `link` tying a row to the
+    entity: a row with `key` whose value passes `comparator` exists, so `!=` never matches an
+    entity without the key; IS NULL / IS NOT NULL ask only whether the key is there."""
+    exists = sa.exists().where(link, key_column == key)
+    if comparator == "IS NULL":
+        return sa.not_(exists)
+    if comparator == "IS NOT NULL":
+        return exists
+    return exists.where(compare(value_column, comparator, value))
+
+
 def direction(column: ColumnElement[Any], ascending: bool) -> ColumnElement[Any]:
     return column.asc() if ascending else column.desc()
 
