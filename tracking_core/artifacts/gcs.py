@@ -16,12 +16,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
 
 from tracking_core.artifacts import paths
+from tracking_core.artifacts.buckets import BucketRepository, bucket_and_prefix, range_header
 from tracking_core.artifacts.gcs_auth import TokenSource
 from tracking_core.artifacts.repository import (
     CHUNK_SIZE,
@@ -48,14 +49,8 @@ class GcsError(MlflowError):
         super().__init__(code, f"Google Cloud Storage answered HTTP {status} to {what}.")
 
 
-class GcsRepository(ArtifactRepository):
-    def __init__(self, backend: GcsBackend, bucket: str, prefix: str) -> None:
-        self.backend = backend
-        self.bucket = bucket
-        self.prefix = prefix
-
-    def key(self, path: str) -> str:
-        return paths.join(self.prefix, path)
+class GcsRepository(BucketRepository):
+    backend: GcsBackend
 
     def _object_url(self, key: str, api: str = "storage") -> URL:
         base = self.backend.base_url
@@ -136,7 +131,7 @@ class GcsRepository(ArtifactRepository):
     async def download(self, path: str, start: int | None = None, end: int | None = None) -> Download:
         headers = {}
         if start is not None or end is not None:
-            headers["Range"] = f"bytes={start or 0}-{'' if end is None else end}"
+            headers["Range"] = range_header(start, end)
         url = self._object_url(self.key(path), api="download/storage").with_query(alt="media")
         r = await self._request("GET", url, headers=headers)
         if r.status == 404:
@@ -172,8 +167,7 @@ class GcsRepository(ArtifactRepository):
             query["pageToken"] = token
 
     async def list_dir(self, path: str) -> list[Entry] | None:
-        prefix = self.key(path)
-        prefix = prefix + "/" if prefix else ""
+        prefix = self.folder(path)
         entries: list[Entry] = []
         async for page in self._list(prefix, delimiter=True):
             entries.extend(Entry(p[len(prefix) :].rstrip("/"), True) for p in page.get("prefixes") or [])
@@ -191,7 +185,7 @@ class GcsRepository(ArtifactRepository):
                     return Stat(is_dir=False, size=int((await r.json(content_type=None)).get("size", 0)))
                 if r.status != 404:
                     raise GcsError("an object lookup", r.status)
-        async for page in self._list(key + "/" if key else "", delimiter=True, limit=1):
+        async for page in self._list(self.folder(path), delimiter=True, limit=1):
             if page.get("items") or page.get("prefixes"):
                 return Stat(is_dir=True)
         return None
@@ -199,7 +193,7 @@ class GcsRepository(ArtifactRepository):
     async def delete(self, path: str) -> None:
         key = self.key(path)
         names = [key] if key else []
-        async for page in self._list(key + "/" if key else "", delimiter=False):
+        async for page in self._list(self.folder(path), delimiter=False):
             names.extend(item["name"] for item in page.get("items") or [])
         limit = asyncio.Semaphore(DELETE_CONCURRENCY)
 
@@ -241,10 +235,7 @@ class GcsBackend(Backend):
             await self.session.close()
 
     def repository(self, uri: str) -> ArtifactRepository:
-        parsed = urlparse(uri)
-        if not parsed.netloc:
-            raise invalid(f"GCS artifact location {uri!r} names no bucket.")
-        return GcsRepository(self, parsed.netloc, parsed.path.strip("/"))
+        return GcsRepository(self, *bucket_and_prefix(uri, "GCS"))
 
 
 def register(registry: Registry) -> None:

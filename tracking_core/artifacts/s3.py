@@ -19,9 +19,9 @@ import json
 import os
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
-from urllib.parse import urlparse
 
 from tracking_core.artifacts import paths
+from tracking_core.artifacts.buckets import BucketRepository, bucket_and_prefix, range_header
 from tracking_core.artifacts.repository import (
     CHUNK_SIZE,
     ArtifactNotFound,
@@ -53,20 +53,14 @@ def _error_code(exc: Exception) -> str:
     return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
 
 
-class S3Repository(ArtifactRepository):
-    capabilities = Capabilities(multipart_upload=True, presigned_download=True)
+class S3Repository(BucketRepository):
+    backend: S3Backend
 
-    def __init__(self, backend: S3Backend, bucket: str, prefix: str) -> None:
-        self.backend = backend
-        self.bucket = bucket
-        self.prefix = prefix
+    capabilities = Capabilities(multipart_upload=True, presigned_download=True)
 
     @property
     def client(self) -> Any:
         return self.backend.client
-
-    def key(self, path: str) -> str:
-        return paths.join(self.prefix, path)
 
     def _owner(self) -> dict[str, str]:
         owner = self.backend.expected_owner
@@ -138,7 +132,7 @@ class S3Repository(ArtifactRepository):
     async def download(self, path: str, start: int | None = None, end: int | None = None) -> Download:
         kwargs: dict[str, Any] = {}
         if start is not None or end is not None:
-            kwargs["Range"] = f"bytes={start or 0}-{'' if end is None else end}"
+            kwargs["Range"] = range_header(start, end)
         try:
             obj = await self.client.get_object(
                 Bucket=self.bucket, Key=self.key(path), **kwargs, **self._owner()
@@ -152,8 +146,7 @@ class S3Repository(ArtifactRepository):
         return Download(size=total, start=first, end=first + length - 1, chunks=_body(obj["Body"]))
 
     async def list_dir(self, path: str) -> list[Entry] | None:
-        prefix = self.key(path)
-        prefix = prefix + "/" if prefix else ""
+        prefix = self.folder(path)
         entries: list[Entry] = []
         paginator = self.client.get_paginator("list_objects_v2")
         async for page in paginator.paginate(
@@ -176,7 +169,7 @@ class S3Repository(ArtifactRepository):
             except self.client.exceptions.ClientError as exc:
                 if _error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
                     raise
-        prefix = key + "/" if key else ""
+        prefix = self.folder(path)
         page = await self.client.list_objects_v2(
             Bucket=self.bucket, Prefix=prefix, MaxKeys=1, **self._owner()
         )
@@ -187,7 +180,7 @@ class S3Repository(ArtifactRepository):
         batch: list[dict[str, str]] = [{"Key": key}] if key else []
         paginator = self.client.get_paginator("list_objects_v2")
         async for page in paginator.paginate(
-            Bucket=self.bucket, Prefix=key + "/" if key else "", **self._owner()
+            Bucket=self.bucket, Prefix=self.folder(path), **self._owner()
         ):
             batch.extend({"Key": o["Key"]} for o in page.get("Contents", []))
             while len(batch) >= 1000:
@@ -284,10 +277,7 @@ class S3Backend(Backend):
         await self._stack.aclose()
 
     def repository(self, uri: str) -> ArtifactRepository:
-        parsed = urlparse(uri)
-        if not parsed.netloc:
-            raise invalid(f"S3 artifact location {uri!r} names no bucket.")
-        return S3Repository(self, parsed.netloc, parsed.path.strip("/"))
+        return S3Repository(self, *bucket_and_prefix(uri, "S3"))
 
 
 def register(registry: Registry) -> None:
