@@ -77,22 +77,22 @@ def build_middlewares(drain: Drain, config: Config) -> list[Middleware]:
        error responses the layers below produce) can carry the id.
     2. errors next: whatever goes wrong below (a bug, an auth failure) is answered in MLflow's
        JSON error shape with the request id, never as a traceback or aiohttp's text/plain page.
-    3. forwarding next: a trusted reverse proxy's X-Forwarded-* become the request's remote,
+    3. forwarding next (only with trusted_proxies): a trusted reverse proxy's X-Forwarded-* become the request's remote,
        scheme and host before anything (authentication, its logs, cookies' Secure flag,
        redirects) looks at them; from anyone else they are ignored.
-    4. authentication last: inside the error handler so a 401 is rendered in the same shape;
+    4. authentication last (only with auth methods): inside the error handler so a 401 is rendered in the same shape;
        before the proxy so only authenticated requests reach the core, and the identity
        headers the core trusts are set from the authenticated identity alone (the proxy
        already drops every client-sent one).
     The proxy itself is the handler, not a middleware: /healthz and /readyz are routes next to it.
+    A layer with nothing to do (no trusted proxy, an open server) is left out, not run per request.
     """
-    return [
-        drain.middleware,
-        request_id_middleware,
-        error_middleware,
-        build_forwarded_middleware(TrustedProxies(config.trusted_proxies)),
-        build_auth_middleware(config),
-    ]
+    middlewares: list[Middleware] = [drain.middleware, request_id_middleware, error_middleware]
+    if config.trusted_proxies:
+        middlewares.append(build_forwarded_middleware(TrustedProxies(config.trusted_proxies)))
+    if config.auth:  # the same condition as auth_registry.install(), which opens the chain it uses
+        middlewares.append(build_auth_middleware(config))
+    return middlewares
 
 
 @web.middleware

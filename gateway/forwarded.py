@@ -54,7 +54,7 @@ class TrustedProxies:
 def build_forwarded_middleware(trusted: TrustedProxies) -> Middleware:
     @web.middleware
     async def forwarded(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not trusted.networks or not trusted.trusts(request.remote):
+        if not trusted.trusts(request.remote):
             return await handler(request)
         chain = request.headers.getall("X-Forwarded-For", [])
         remote = trusted.client_address(request.remote or "", chain)
