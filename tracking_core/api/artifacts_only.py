@@ -35,11 +35,8 @@ def add_routes(
     app: web.Application, prefix: str, endpoints: Iterable[Endpoint], extra_paths: Iterable[str]
 ) -> None:
     for endpoint in endpoints:
-        roots = ["ajax-api"] if endpoint.ajax_only else ["api", "ajax-api"]
-        for root in roots:
-            rule = f"/{root}/{endpoint.version}/{endpoint.service}/{endpoint.path}"
-            for method in endpoint.methods:
-                app.router.add_route(method, prefix + rule, disabled(rule))
+        for method, rule in endpoint.rules():
+            app.router.add_route(method, prefix + rule, disabled(rule))
     for path in extra_paths:
         app.router.add_route("*", prefix + path, disabled(path))
     # Registered last: the exact routes above and server-info (mounted earlier) win over these.

@@ -33,6 +33,12 @@ class Endpoint:
     # Routes the MLflow server serves only under /ajax-api (UI helpers).
     ajax_only: bool = False
 
+    def rules(self) -> list[tuple[str, str]]:
+        """(method, path) pairs under /api and its /ajax-api mirror, before the static prefix."""
+        roots = ["ajax-api"] if self.ajax_only else ["api", "ajax-api"]
+        paths = [f"/{root}/{self.version}/{self.service}/{self.path}" for root in roots]
+        return [(method, path) for path in paths for method in self.methods]
+
 
 _JSON_METHODS = ("POST", "PUT")
 
@@ -81,9 +87,6 @@ def _adapter(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.Stream
 
 def add_endpoints(app: web.Application, prefix: str, endpoints: Iterable[Endpoint]) -> None:
     for endpoint in endpoints:
-        roots = ["ajax-api"] if endpoint.ajax_only else ["api", "ajax-api"]
         handler = _adapter(endpoint)
-        for root in roots:
-            path = f"{prefix}/{root}/{endpoint.version}/{endpoint.service}/{endpoint.path}"
-            for method in endpoint.methods:
-                app.router.add_route(method, path, handler)
+        for method, path in endpoint.rules():
+            app.router.add_route(method, prefix + path, handler)
