@@ -49,14 +49,6 @@ def server(
             yield running
 
 
-@pytest.fixture
-def tracking(server: RunningServer) -> Iterator[str]:
-    mlflow.set_tracking_uri(server.url)
-    yield server.url
-    while mlflow.active_run():
-        mlflow.end_run()
-    mlflow.set_tracking_uri("")
-
 
 def predicts_like(uri: str, expected: np.ndarray) -> bool:
     return bool((mlflow.pyfunc.load_model(uri).predict(X) == expected).all())
