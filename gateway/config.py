@@ -455,7 +455,7 @@ def load(
     )
     _read_secret_files(values, sources, problems)
     problems.extend(_validate(values, sources))
-    problems.extend(_validate_sso(values, sources))
+    problems.extend(_validate_sso(values))
     problems.extend(validate_auth(values, lambda name: _where(sources, name)))
     if problems:
         raise ConfigError(problems)
@@ -470,7 +470,7 @@ def _validate(v: dict[str, Any], sources: Mapping[str, str]) -> list[str]:
     problems: list[str] = []
 
     def where(name: str) -> str:
-        return f" (from {sources[name]})" if sources.get(name, "default") != "default" else ""
+        return _where(sources, name)
 
     if not 0 <= v["port"] <= 65535:
         problems.append(f"port must be between 0 and 65535, not {v['port']}{where('port')}.")
@@ -551,7 +551,7 @@ def _read_secret_files(values: dict[str, Any], sources: dict[str, str], problems
         sources[setting.name] = sources[setting.name + "_file"]
 
 
-def _validate_sso(v: dict[str, Any], sources: Mapping[str, str]) -> list[str]:
+def _validate_sso(v: dict[str, Any]) -> list[str]:
     """OIDC sign-on and session settings. SSO is on when an issuer is set or `oidc` is in `auth`."""
     problems: list[str] = []
     if v["session_lifetime"].total_seconds() < 60:

@@ -57,11 +57,6 @@ def canonical(name: str) -> str:
     return name.strip().lower().replace("_", "-")
 
 
-def is_identity_header(name: str) -> bool:
-    folded = canonical(name)
-    return folded in IDENTITY_HEADERS or folded.startswith(IDENTITY_PREFIXES)
-
-
 # Re-set below from what the gateway itself knows: the validated request id, the peer, the scheme.
 _REQUEST_DROP = HOP_BY_HOP | {
     "x-request-id",
