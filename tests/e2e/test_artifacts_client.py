@@ -24,6 +24,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from tests.artifacts.stores import S3Server, moto_s3
+from tests.e2e.conftest import proxied_server
 from tests.server_process import RunningServer, trackgate_server
 from tracking_core.artifacts.local import TEMP_PREFIX
 
@@ -54,14 +55,8 @@ def s3() -> Iterator[S3Server]:
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
-    workdir = tmp_path_factory.mktemp(f"server-{request.param}")
-    if request.param == "local":
-        with trackgate_server(workdir) as running:
-            yield running
-        return
-    s3: S3Server = request.getfixturevalue("s3")
-    dest = f"s3://{s3.bucket}/proxied"
-    with trackgate_server(workdir, "--artifacts-destination", dest, env=s3.env) as running:
+    s3 = request.getfixturevalue("s3") if request.param == "s3" else None
+    with proxied_server(request.param, tmp_path_factory.mktemp(f"server-{request.param}"), s3) as running:
         yield running
 
 

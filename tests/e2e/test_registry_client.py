@@ -19,7 +19,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
-from tests.artifacts.stores import moto_s3
+from tests.e2e.conftest import proxied_server
 from tests.server_process import RunningServer, trackgate_server
 
 pytestmark = pytest.mark.slow
@@ -38,15 +38,8 @@ def unique(prefix: str) -> str:
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
-    workdir = tmp_path_factory.mktemp(f"registry-{request.param}")
-    if request.param == "local":
-        with trackgate_server(workdir) as running:
-            yield running
-        return
-    with moto_s3() as s3:
-        dest = f"s3://{s3.bucket}/registry"
-        with trackgate_server(workdir, "--artifacts-destination", dest, env=s3.env) as running:
-            yield running
+    with proxied_server(request.param, tmp_path_factory.mktemp(f"registry-{request.param}")) as running:
+        yield running
 
 
 
