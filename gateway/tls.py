@@ -54,9 +54,10 @@ class TlsContext:
 
     def __init__(self, config: Config) -> None:
         self._config = config
-        self.current = build_context(config)
         self.listening = build_context(config)
         self.listening.sni_callback = self._select
+        # Until the first reload the listening context is the current one: handshakes stay on it.
+        self.current = self.listening
         self.reloads = 0
 
     def _select(self, connection: ssl.SSLObject, server_name: str | None, context: ssl.SSLContext) -> None:
