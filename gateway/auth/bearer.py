@@ -27,8 +27,9 @@ from aiohttp import web
 
 from gateway import keys
 from gateway.auth.base import AuthenticationFailed, Consumed, Identity, Method
-from gateway.auth.jwks import ISSUER_ALIASES, IssuerKeys
-from gateway.auth.tokens import CHALLENGE_INVALID, OwnTokens, Revocations, signing_key
+from gateway.auth.claims import CHALLENGE_INVALID, issuer_names
+from gateway.auth.jwks import IssuerKeys
+from gateway.auth.tokens import OwnTokens, Revocations, signing_key
 
 CHALLENGE = 'Bearer realm="trackgate"'
 JWKS_PATH = "/.well-known/jwks.json"
@@ -53,7 +54,7 @@ class BearerAuthenticator:
         self._accepted: OrderedDict[bytes, _Accepted] = OrderedDict()
         self._issuers: dict[str, IssuerKeys] = {}
         for issuer in issuers:
-            for name in (issuer.issuer.issuer, *ISSUER_ALIASES.get(issuer.issuer.issuer, ())):
+            for name in issuer_names(issuer.issuer.issuer):
                 self._issuers[name] = issuer
 
     def challenge(self) -> str:

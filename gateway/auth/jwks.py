@@ -22,17 +22,15 @@ import aiohttp
 import jwt
 
 from gateway.auth.base import AuthenticationFailed, Identity
+from gateway.auth.claims import CHALLENGE_INVALID, bearer_identity, issuer_names
 from gateway.config import JwtIssuer
 
 log = logging.getLogger("trackgate.auth.jwks")
 
 MIN_REFRESH = 30.0
 FETCH_TIMEOUT = 10.0
-CHALLENGE_INVALID = 'Bearer realm="trackgate", error="invalid_token"'
 _RSA = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 _EC = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512", "secp256k1": "ES256K"}
-# Google's ID tokens carry either spelling (google-auth accepts both).
-ISSUER_ALIASES = {"https://accounts.google.com": ("accounts.google.com",)}
 
 
 def allowed_algorithms(jwk: dict[str, Any]) -> tuple[str, ...]:
@@ -118,7 +116,7 @@ class IssuerKeys:
         try:
             claims = jwt.decode(
                 token, key, algorithms=list(algorithms), audience=list(issuer.audience),
-                issuer=[issuer.issuer, *ISSUER_ALIASES.get(issuer.issuer, ())], leeway=leeway,
+                issuer=list(issuer_names(issuer.issuer)), leeway=leeway,
                 options={"require": ["iss", "aud", "exp"]},
             )
         except jwt.InvalidTokenError as exc:
@@ -130,11 +128,4 @@ class IssuerKeys:
         if not any(fnmatch.fnmatchcase(subject, pattern) for pattern in issuer.allowed_subjects):
             raise AuthenticationFailed(f"The token's subject is not allowed here ({issuer.subject_claim} {subject!r}).",
                                        challenge=CHALLENGE_INVALID)
-        email = claims.get(issuer.email_claim)
-        groups = claims.get(issuer.groups_claim)
-        return Identity(
-            subject=subject,
-            method="bearer",
-            email=email if isinstance(email, str) else None,
-            groups=tuple(g for g in groups if isinstance(g, str)) if isinstance(groups, list) else (),
-        )
+        return bearer_identity(subject, claims.get(issuer.email_claim), claims.get(issuer.groups_claim))

@@ -29,6 +29,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from gateway.auth.claims import issuer_names
 from gateway.config import Config
 
 log = logging.getLogger("trackgate.auth.oidc")
@@ -52,8 +53,6 @@ ID_TOKEN_ALGORITHMS = (
     "ES512",
     "EdDSA",
 )
-# Google documents both spellings for the `iss` of its ID tokens.
-ISSUER_ALIASES = {"https://accounts.google.com": ("https://accounts.google.com", "accounts.google.com")}
 
 
 class ProviderError(Exception):
@@ -186,7 +185,7 @@ class OIDCClient:
             raise SignOnRefused("The provider's ID token does not verify.") from exc
         claims = dict(token.claims)
         options: dict[str, Any] = {
-            "iss": {"essential": True, "values": list(ISSUER_ALIASES.get(self.issuer, (self.issuer,)))},
+            "iss": {"essential": True, "values": list(issuer_names(self.issuer))},
             "aud": {"essential": True, "value": self.client_id},
             "exp": {"essential": True},
             "iat": {"essential": True},

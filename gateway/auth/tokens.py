@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.auth.base import AuthenticationFailed, Identity
+from gateway.auth.claims import CHALLENGE_INVALID, bearer_identity
 from gateway.auth.signing import SigningKey, generate, load_private_key
 from gateway.config import Config
 
@@ -29,7 +30,6 @@ log = logging.getLogger("trackgate.auth.tokens")
 
 SIGNING_KEY_NAME = "token_signing_key"
 REVOCATION_REFRESH = 5.0
-CHALLENGE_INVALID = 'Bearer realm="trackgate", error="invalid_token"'
 
 
 async def signing_key(config: Config, engine: AsyncEngine | None) -> SigningKey:
@@ -124,11 +124,4 @@ class OwnTokens:
             raise AuthenticationFailed(f"Invalid token: {exc}.", challenge=CHALLENGE_INVALID) from None
         if await self.is_revoked(str(claims["jti"])):
             raise AuthenticationFailed("Token has been revoked.", challenge=CHALLENGE_INVALID)
-        email = claims.get("email")
-        groups = claims.get("groups")
-        return Identity(
-            subject=str(claims["sub"]),
-            method="bearer",
-            email=email if isinstance(email, str) else None,
-            groups=tuple(g for g in groups if isinstance(g, str)) if isinstance(groups, list) else (),
-        )
+        return bearer_identity(str(claims["sub"]), claims.get("email"), claims.get("groups"))
