@@ -19,8 +19,9 @@ from gateway.config import Config
 from gateway.drain import Drain
 from gateway.errors import mlflow_error
 from gateway.forwarded import TrustedProxies, build_forwarded_middleware
-from gateway.supervisor import READY_PATH, PrepareSchema, supervisor_context
+from gateway.supervisor import PrepareSchema, supervisor_context
 from gateway.tls import TlsContext
+from tracking_core.contract import READY_PATH
 
 log = logging.getLogger("trackgate.gateway")
 

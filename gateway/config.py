@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
-import json
 import os
 import re
 import tomllib
@@ -22,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config_auth import JwtIssuer, validate_auth
+from tracking_core.settings import CoreSettings, mask_uri
 
 
 class ConfigError(Exception):
@@ -237,29 +236,13 @@ _SUPPORTED_DB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb",
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(CoreSettings):
+    """Every setting: the core's (inherited) and the gateway's own. Workers get `core_settings()`."""
+
     host: str = "127.0.0.1"
     port: int = 5000
     workers: int = 1
-    backend_store_uri: str = "sqlite:///trackgate.db"
-    registry_store_uri: str | None = None
-    default_artifact_root: str | None = None
-    serve_artifacts: bool = True
-    artifacts_destination: str = "./mlartifacts"
-    artifacts_only: bool = False
-    direct_artifact_transfers: bool = False
-    static_prefix: str = ""
-    log_level: str = "info"
-    max_body_mb: int = 32
     core_startup_timeout: float = 60.0
-    drain_timeout: float = 30.0
-    db_pool_size: int = 5
-    db_max_overflow: int = 10
-    db_pool_recycle: int | None = None
-    mysql_ssl_ca: str | None = None
-    mysql_ssl_cert: str | None = None
-    mysql_ssl_key: str | None = None
-    model_version_source_regex: str | None = None
     core_socket: str | None = None
     oidc_issuer_url: str | None = None
     oidc_client_id: str | None = None
@@ -294,57 +277,11 @@ class Config:
     tls_client_ca: str | None = None
     client_cert_mode: str | None = None
     client_cert_identity: Strings = ("cn",)
-    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
-
-    @property
-    def effective_registry_store_uri(self) -> str:
-        return self.registry_store_uri or self.backend_store_uri
-
-    @property
-    def effective_default_artifact_root(self) -> str:
-        if self.default_artifact_root:
-            return self.default_artifact_root
-        if self.serve_artifacts:
-            return "mlflow-artifacts:/"
-        return str(Path("mlruns").resolve())
 
     @property
     def effective_client_cert_mode(self) -> str:
         return self.client_cert_mode or ("optional" if self.tls_client_ca else "off")
-
-    def to_json(self) -> str:
-        """Serialise for the core worker processes (they receive an already validated config).
-
-        Secrets are left out: the core never needs them, and its environment is not the place.
-        """
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name in ("sources", "warnings") or isinstance(value, Secret):
-                continue
-            if isinstance(value, timedelta):
-                value = value.total_seconds()
-            elif f.name == "jwt_issuers":
-                value = [issuer.to_plain() for issuer in value]
-            values[f.name] = value
-        return json.dumps(values)
-
-    @classmethod
-    def from_json(cls, text: str) -> Config:
-        values = json.loads(text)
-        for name, value in values.items():
-            kind = SETTINGS_BY_NAME[name].kind if name in SETTINGS_BY_NAME else None
-            if kind is timedelta:
-                values[name] = timedelta(seconds=value)
-            elif kind is Strings:
-                values[name] = tuple(value)
-            elif kind is JwtIssuer:
-                values[name] = JwtIssuer.parse_list(value)
-        return cls(**values)
-
-    def with_changes(self, **changes: Any) -> Config:
-        return dataclasses.replace(self, **changes)
 
 
 def _convert(setting: Setting, raw: Any, origin: str, problems: list[str]) -> Any:
@@ -601,14 +538,6 @@ def cookie_secret_problems(text: str) -> list[str]:
     if len(raw) != 32:
         return ["cookie_secret must be 32 random bytes in base64, e.g. from `openssl rand -base64 32`."]
     return []
-
-
-_URI_PASSWORD = re.compile(r"(?<=://)([^:/@]+):([^@]*)@")
-
-
-def mask_uri(uri: str) -> str:
-    """Hide the password of a URI, for messages and logs."""
-    return _URI_PASSWORD.sub(r"\1:***@", uri)
 
 
 def describe(config: Config) -> list[str]:

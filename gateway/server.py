@@ -12,8 +12,9 @@ from aiohttp import web
 
 from gateway import keys
 from gateway.app import build_gateway_app
-from gateway.config import Config, mask_uri
+from gateway.config import Config
 from gateway.supervisor import CoreStartupError
+from tracking_core.settings import mask_uri
 
 log = logging.getLogger("trackgate.server")
 

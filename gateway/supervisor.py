@@ -22,13 +22,13 @@ import aiohttp
 from aiohttp import web
 
 from gateway import core_socket, keys, worker_process
-from gateway.config import Config, mask_uri
+from gateway.config import Config
+from tracking_core.contract import ALIVE_PATH, READY_PATH
+from tracking_core.settings import mask_uri
 
 log = logging.getLogger("trackgate.supervisor")
 
 CORE_URL = "http://trackgate-core"  # host part is ignored on a Unix socket; it only fills Host
-READY_PATH = "/_trackgate/ready"  # core: 200 when its database is reachable
-HEALTH_PATH = "/_trackgate/alive"  # core: 200 while the worker serves (liveness; outside --static-prefix)
 POLL_INTERVAL = 0.05  # while waiting for the core to come (back) up
 HEALTH_INTERVAL = 1.0  # while it is healthy
 HEALTH_TIMEOUT = 5.0
@@ -244,7 +244,7 @@ class Supervisor:
             self._wake.clear()
             ok = False
             if self.live_workers:
-                result = await self.probe(HEALTH_PATH, HEALTH_TIMEOUT)
+                result = await self.probe(ALIVE_PATH, HEALTH_TIMEOUT)
                 ok = result.ok and self.live_workers > 0
                 if not ok and self._healthy:
                     log.warning("core health check failed: %s", result.body or result.status)

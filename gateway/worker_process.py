@@ -11,8 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from gateway.config import Config
-
-CONFIG_ENV = "_TRACKGATE_CORE_CONFIG"  # the contract with tracking_core.worker
+from tracking_core.contract import SETTINGS_ENV
 
 
 async def spawn(
@@ -23,7 +22,7 @@ async def spawn(
         *command,
         "--listen-fd",
         str(listen_fd),
-        env={**os.environ, CONFIG_ENV: config.to_json()},
+        env={**os.environ, SETTINGS_ENV: config.core_settings().to_json()},
         pass_fds=(listen_fd,),
         stdin=asyncio.subprocess.DEVNULL,
         # Own session: a terminal's Ctrl-C reaches only the gateway, which drains first and

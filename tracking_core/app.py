@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway.config import Config
 from tracking_core import identity, middleware
 from tracking_core.api import artifacts, artifacts_only, experiments, logged_models, meta, run_artifacts, runs
 from tracking_core.api.registry import ENDPOINTS as REGISTRY_ENDPOINTS
 from tracking_core.api.routing import add_endpoints
 from tracking_core.keys import CONFIG, STORES, Stores
+from tracking_core.settings import CoreSettings
 from tracking_core.store.database import Database, create_engine
 from tracking_core.store.experiments import ExperimentStore
 from tracking_core.store.logged_models import LoggedModelStore
@@ -45,7 +45,7 @@ async def _stores_ctx(app: web.Application) -> AsyncIterator[None]:
     await db.close()
 
 
-def build_app(config: Config) -> web.Application:
+def build_app(config: CoreSettings) -> web.Application:
     app = web.Application(
         middlewares=[middleware.errors, identity.identity], client_max_size=config.max_body_mb * 1024 * 1024
     )

@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from gateway.config import Config
 from tracking_core.artifacts.repository import default_registry
 from tracking_core.artifacts.service import ArtifactService
 from tracking_core.errors import MlflowError
+from tracking_core.settings import CoreSettings
 from tracking_core.store import gc as gc_store
 from tracking_core.store.database import Database, create_engine
 
@@ -61,7 +61,7 @@ async def _delete_artifacts(service: ArtifactService, uri: str) -> None:
     await repo.delete(path)
 
 
-async def collect(config: Config, request: GcRequest, say: Callable[[str], None]) -> GcResult:
+async def collect(config: CoreSettings, request: GcRequest, say: Callable[[str], None]) -> GcResult:
     """Select and remove; raises MlflowError before removing anything if a named id is not eligible."""
     db = Database(create_engine(config))
     service = await ArtifactService.open(config, default_registry())

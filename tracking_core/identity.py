@@ -11,14 +11,13 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.auth.base import SUBJECT_HEADER, Identity
-from gateway.auth.upstream import parse_identity
+from tracking_core.contract import SUBJECT_HEADER, Identity, parse_identity
 from tracking_core.keys import IDENTITY
 
 
 @web.middleware
 async def identity(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if SUBJECT_HEADER in request.headers and (found := parse_identity(request)) is not None:
+    if SUBJECT_HEADER in request.headers and (found := parse_identity(request.headers)) is not None:
         request[IDENTITY] = found
     return await handler(request)
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway.auth.base import Identity
-from gateway.config import Config
 from tracking_core.artifacts.service import ArtifactService
+from tracking_core.contract import Identity
+from tracking_core.settings import CoreSettings
 from tracking_core.store.database import Database
 from tracking_core.store.experiments import ExperimentStore
 from tracking_core.store.logged_models import LoggedModelStore
@@ -31,7 +31,7 @@ class Stores:
     registry: RegistryStore
 
 
-CONFIG = web.AppKey("config", Config)
+CONFIG = web.AppKey("config", CoreSettings)
 STORES = web.AppKey("stores", Stores)
 # Artifact stores and the proxy destination; present in every mode, artifacts-only included.
 ARTIFACTS = web.AppKey("artifacts", ArtifactService)

@@ -1,7 +1,7 @@
 """A tracking-core worker process: serves the core app on a socket the supervisor hands over.
 
 Started by the gateway's supervisor as `python -m tracking_core.worker --listen-fd N`, with the
-validated config in `_TRACKGATE_CORE_CONFIG`. Every worker accepts on the same listening socket,
+validated `CoreSettings` in `_TRACKGATE_CORE_CONFIG`. Every worker accepts on the same listening socket,
 so the kernel spreads connections and a restarted worker picks up where a dead one stopped.
 """
 
@@ -14,17 +14,16 @@ import socket
 
 from aiohttp import web
 
-from gateway.config import Config
 from tracking_core.app import build_app
-
-CONFIG_ENV = "_TRACKGATE_CORE_CONFIG"
+from tracking_core.contract import SETTINGS_ENV
+from tracking_core.settings import CoreSettings
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="tracking_core.worker")
     parser.add_argument("--listen-fd", type=int, required=True)
     args = parser.parse_args(argv)
-    config = Config.from_json(os.environ[CONFIG_ENV])
+    config = CoreSettings.from_json(os.environ[SETTINGS_ENV])
     logging.basicConfig(
         level=config.log_level.upper(), format=f"%(asctime)s core[{os.getpid()}] %(levelname)s %(message)s"
     )

@@ -17,16 +17,10 @@ from typing import Protocol
 
 from aiohttp import web
 
+# Identity is the core's contract (tracking_core.contract); methods return it, the proxy sends it.
+from tracking_core.contract import Identity
 
-@dataclass(frozen=True)
-class Identity:
-    """Who is calling, as the gateway established it; sent to the core over the private socket."""
-
-    subject: str
-    method: str  # "basic", "bearer", "mtls", "session", ...
-    email: str | None = None
-    groups: tuple[str, ...] = ()
-    is_admin: bool = False
+__all__ = ["AuthenticationFailed", "Authenticator", "Consumed", "Identity", "Method", "OpenAuthenticator"]
 
 
 class AuthenticationFailed(Exception):
@@ -81,10 +75,3 @@ class Method:
     add_routes: Callable[[web.Application], None] | None = None
     login_path: str | None = None
 
-
-# Headers the gateway sets for the core from the authenticated Identity. The proxy removes any
-# client-sent header with these names (and the X-Forwarded-User family) before adding its own.
-SUBJECT_HEADER = "X-Trackgate-Subject"
-EMAIL_HEADER = "X-Trackgate-Email"
-GROUPS_HEADER = "X-Trackgate-Groups"
-METHOD_HEADER = "X-Trackgate-Auth-Method"

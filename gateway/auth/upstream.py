@@ -9,44 +9,12 @@ wire; a certificate CN or a name may be any Unicode), groups comma-separated.
 
 from __future__ import annotations
 
-from urllib.parse import quote, unquote
-
 from aiohttp import web
 from multidict import CIMultiDict
 
 from gateway import keys
-from gateway.auth.base import EMAIL_HEADER, GROUPS_HEADER, METHOD_HEADER, SUBJECT_HEADER, Consumed, Identity
-
-_SAFE = "!#$&'()*+/:;<=>?@[]^`{|}~ "  # printable ASCII stays readable; only % , and controls encode
-
-
-def encode(value: str) -> str:
-    return quote(value, safe=_SAFE)
-
-
-def decode(value: str) -> str:
-    return unquote(value, errors="replace")
-
-
-def identity_headers(identity: Identity) -> dict[str, str]:
-    headers = {SUBJECT_HEADER: encode(identity.subject), METHOD_HEADER: identity.method}
-    if identity.email:
-        headers[EMAIL_HEADER] = encode(identity.email)
-    if identity.groups:
-        headers[GROUPS_HEADER] = ",".join(encode(g) for g in identity.groups)
-    return headers
-
-
-def parse_identity(headers: CIMultiDict[str] | web.Request) -> Identity | None:
-    """The core's side: the Identity the gateway sent, or None for an unauthenticated request."""
-    h = headers.headers if isinstance(headers, web.Request) else headers
-    subject = h.get(SUBJECT_HEADER)
-    if not subject:
-        return None
-    groups = tuple(decode(g) for g in h.get(GROUPS_HEADER, "").split(",") if g)
-    email = h.get(EMAIL_HEADER)
-    method = h.get(METHOD_HEADER, "unknown")
-    return Identity(decode(subject), method, decode(email) if email else None, groups)
+from gateway.auth.base import Consumed
+from tracking_core.contract import identity_headers
 
 
 def _without_cookies(value: str, names: frozenset[str]) -> str:

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.config import Config
 from tests.artifacts.stores import GcsServer, S3Server, environment, gcs_emulator, moto_s3
 from tracking_core.app import build_app
 from tracking_core.artifacts.repository import ArtifactRepository, ArtifactStores, default_registry
+from tracking_core.settings import CoreSettings
 from tracking_core.store import schema
 
 Core = Callable[..., contextlib.AbstractAsyncContextManager[TestClient]]
@@ -62,7 +62,7 @@ def core(tmp_path: Path) -> Core:
             "artifacts_destination": str(tmp_path / "artifacts"),
             **overrides,
         }
-        config = Config(**fields)
+        config = CoreSettings(**fields)
         if not config.artifacts_only:
             await schema.prepare(config)
         async with TestClient(TestServer(build_app(config), host="127.0.0.1")) as client:

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.config import Config
 from tests.services import throwaway_mariadb, throwaway_postgres
 from tracking_core.app import build_app
+from tracking_core.settings import CoreSettings
 from tracking_core.store import schema
 
 BACKENDS = ["sqlite", "postgresql", "mariadb"]
@@ -33,7 +33,7 @@ def backend_uri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     else:
         cm = throwaway_mariadb()
     with cm as uri:
-        asyncio.run(schema.prepare(Config(backend_store_uri=uri)))
+        asyncio.run(schema.prepare(CoreSettings(backend_store_uri=uri)))
         yield uri
 
 
@@ -67,6 +67,6 @@ class Api:
 
 @pytest.fixture
 async def api(backend_uri: str, tmp_path: Any) -> AsyncIterator[Api]:
-    config = Config(backend_store_uri=backend_uri, artifacts_destination=str(tmp_path / "artifacts"))
+    config = CoreSettings(backend_store_uri=backend_uri, artifacts_destination=str(tmp_path / "artifacts"))
     async with TestClient(TestServer(build_app(config), host="127.0.0.1")) as client:
         yield Api(client)

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from gateway.config import Config
 from tests.core.conftest import Api
+from tracking_core.settings import CoreSettings
 from tracking_core.store import tables
 from tracking_core.store.database import create_engine
 
@@ -164,7 +164,7 @@ async def test_a_page_of_50000_experiments_is_served_on_every_backend(api: Api, 
          "creation_time": i, "last_update_time": i}
         for i in range(count)
     ]
-    engine = create_engine(Config(backend_store_uri=backend_uri))
+    engine = create_engine(CoreSettings(backend_store_uri=backend_uri))
     try:
         async with engine.begin() as conn:
             for start in range(0, count, 2000):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway import config as configuration
+from tracking_core.settings import CoreSettings
 
 
 @pytest.mark.parametrize(
@@ -15,7 +16,7 @@ from gateway import config as configuration
 def test_regex_from_the_environment(env_name: str) -> None:
     config = configuration.load({}, env={env_name: r"^s3://models/"})
     assert config.model_version_source_regex == r"^s3://models/"
-    assert configuration.Config.from_json(config.to_json()).model_version_source_regex == r"^s3://models/"
+    assert CoreSettings.from_json(config.core_settings().to_json()).model_version_source_regex == r"^s3://models/"
 
 
 def test_unset_or_empty_means_no_check() -> None:

@@ -18,10 +18,10 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.config import Config
 from tests.core.conftest import Api
 from tests.core.registry_support import MV, RM, delete, new_logged_model, new_model, new_version, patch, unique
 from tracking_core.app import build_app
+from tracking_core.settings import CoreSettings
 from tracking_core.store import registry_json, schema
 
 AWKWARD = ['quote " and \\ backslash', "tab\tnew\nline\r", "ünïcödé ☃ 𝄞", "\u0001\u001f control", "x" * 6000]
@@ -30,8 +30,8 @@ AWKWARD = ['quote " and \\ backslash', "tab\tnew\nline\r", "ünïcödé ☃ 𝄞
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     uri = f"sqlite:///{tmp_path}/registry_json.db"
-    await schema.prepare(Config(backend_store_uri=uri))
-    config = Config(backend_store_uri=uri, artifacts_destination=str(tmp_path / "artifacts"))
+    await schema.prepare(CoreSettings(backend_store_uri=uri))
+    config = CoreSettings(backend_store_uri=uri, artifacts_destination=str(tmp_path / "artifacts"))
     async with TestClient(TestServer(build_app(config), host="127.0.0.1")) as client:
         yield Api(client)
 

@@ -13,17 +13,17 @@ import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.config import Config
 from tests.core.conftest import Api
 from tests.core.registry_support import MV, RM, new_logged_model, new_model, new_version
 from tracking_core.app import build_app
+from tracking_core.settings import CoreSettings
 from tracking_core.store import schema
 
 MODEL_VERSIONS_TAG = "mlflow.modelVersions"
 
 
 @contextlib.asynccontextmanager
-async def api_for(config: Config) -> AsyncIterator[Api]:
+async def api_for(config: CoreSettings) -> AsyncIterator[Api]:
     async with TestClient(TestServer(build_app(config), host="127.0.0.1")) as client:
         yield Api(client)
 
@@ -146,7 +146,7 @@ REGEX_CASES = [
 
 @pytest.mark.parametrize(("source", "allowed"), [r[1:] for r in REGEX_CASES], ids=[r[0] for r in REGEX_CASES])
 async def test_source_regex(backend_uri: str, tmp_path: Path, source: str, allowed: bool) -> None:
-    config = Config(
+    config = CoreSettings(
         backend_store_uri=backend_uri, artifacts_destination=str(tmp_path), model_version_source_regex=REGEX
     )
     async with api_for(config) as api:
@@ -162,7 +162,7 @@ async def test_source_regex(backend_uri: str, tmp_path: Path, source: str, allow
 
 
 async def test_source_regex_uses_search_not_match(backend_uri: str, tmp_path: Path) -> None:
-    config = Config(
+    config = CoreSettings(
         backend_store_uri=backend_uri,
         artifacts_destination=str(tmp_path),
         model_version_source_regex="approved",
@@ -191,7 +191,7 @@ def _registry_rows(uri: str, name: str) -> int:
 
 async def test_registry_on_its_own_database(api: Api, backend_uri: str, tmp_path: Path) -> None:
     registry_uri = f"sqlite:///{tmp_path}/registry.db"
-    config = Config(
+    config = CoreSettings(
         backend_store_uri=backend_uri,
         registry_store_uri=registry_uri,
         artifacts_destination=str(tmp_path / "artifacts"),

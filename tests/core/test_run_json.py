@@ -16,9 +16,9 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.config import Config
 from tests.core.conftest import Api
 from tracking_core.app import build_app
+from tracking_core.settings import CoreSettings
 from tracking_core.store import runs as run_queries
 from tracking_core.store import schema
 from tracking_core.store.database import Database, create_engine
@@ -61,12 +61,12 @@ async def _make_runs(api: Api) -> list[str]:
 @pytest.fixture
 async def sqlite_uri(tmp_path: Path) -> str:
     uri = f"sqlite:///{tmp_path}/run_json.db"
-    await schema.prepare(Config(backend_store_uri=uri))
+    await schema.prepare(CoreSettings(backend_store_uri=uri))
     return uri
 
 
 async def test_sqlite_json_matches_the_portable_rendering(sqlite_uri: str, tmp_path: Path) -> None:
-    config = Config(backend_store_uri=sqlite_uri, artifacts_destination=str(tmp_path / "artifacts"))
+    config = CoreSettings(backend_store_uri=sqlite_uri, artifacts_destination=str(tmp_path / "artifacts"))
     async with TestClient(TestServer(build_app(config), host="127.0.0.1")) as client:
         ids = await _make_runs(Api(client))
     asked = [*ids, "0" * 32]  # an id that does not exist is left out by both

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from gateway.config import Config
 from tests.core.conftest import Api
+from tracking_core.settings import CoreSettings
 from tracking_core.store import tables
 from tracking_core.store.database import create_engine
 
@@ -269,7 +269,7 @@ async def test_a_page_of_50000_runs_is_served_on_every_backend(api: Api, backend
                                       "metrics": [{"key": "m", "value": 0.5, "timestamp": 1, "step": 0}]})
     # The rest go straight into the table: 33,000 API calls would take minutes.
     extra = 33_000
-    engine = create_engine(Config(backend_store_uri=backend_uri))
+    engine = create_engine(CoreSettings(backend_store_uri=backend_uri))
     try:
         async with engine.begin() as conn:
             row = (await conn.execute(sa.select(tables.runs).where(tables.runs.c.run_id == first["info"]["run_id"])))

@@ -94,7 +94,7 @@ def test_unknown_trackgate_variables_are_warned_about_not_fatal() -> None:
     config = load({}, {"TRACKGATE_NOPE": "1", "TRACKGATE_PORT": "6000"})
     assert config.port == 6000
     assert config.warnings == ("environment variable TRACKGATE_NOPE is not a trackgate setting; ignored.",)
-    assert "NOPE" not in config.to_json()
+    assert "NOPE" not in config.core_settings().to_json()
 
 
 SECRETS = [

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-import gateway
 from tracking_core.api.routing import json_response
+from tracking_core.contract import ALIVE_PATH, MLFLOW_API_VERSION, PACKAGE_VERSION, READY_PATH
 from tracking_core.keys import ARTIFACTS, CONFIG, STORES
-
-READY_PATH = "/_trackgate/ready"
-# Liveness for the supervisor; like READY_PATH it sits outside --static-prefix, at a fixed path.
-ALIVE_PATH = "/_trackgate/alive"
 
 
 async def health(_request: web.Request) -> web.Response:
@@ -18,7 +14,7 @@ async def health(_request: web.Request) -> web.Response:
 
 
 async def version(_request: web.Request) -> web.Response:
-    return web.Response(text=gateway.MLFLOW_API_VERSION)
+    return web.Response(text=MLFLOW_API_VERSION)
 
 
 async def server_info(request: web.Request) -> web.Response:
@@ -38,7 +34,7 @@ async def server_info(request: web.Request) -> web.Response:
         "presigned_upload_run_id_supported": False,
         "presigned_upload_model_id_supported": False,
         "features_enabled": {},
-        "trackgate_version": gateway.__version__,
+        "trackgate_version": PACKAGE_VERSION,
     })
 
 

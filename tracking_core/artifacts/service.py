@@ -15,11 +15,11 @@ import os
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlparse
 
-from gateway.config import Config
 from tracking_core.artifacts import paths
 from tracking_core.artifacts.local import local_path
 from tracking_core.artifacts.repository import ArtifactRepository, ArtifactStores, Registry, scheme_of
 from tracking_core.errors import ErrorCode, MlflowError
+from tracking_core.settings import CoreSettings
 
 PROXY_ROUTE = "/mlflow-artifacts/artifacts"
 
@@ -39,13 +39,13 @@ def proxied_path(uri: str) -> str | None:
 class ArtifactService:
     """The process's artifact stores, the proxy destination, and URI resolution."""
 
-    config: Config
+    config: CoreSettings
     stores: ArtifactStores
     destination: ArtifactRepository | None = None
     _local_roots: list[str] = field(default_factory=list)
 
     @classmethod
-    async def open(cls, config: Config, registry: Registry) -> ArtifactService:
+    async def open(cls, config: CoreSettings, registry: Registry) -> ArtifactService:
         service = cls(config, ArtifactStores(registry))
         try:
             if config.serve_artifacts:

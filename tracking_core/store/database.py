@@ -17,7 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from gateway.config import Config
+from tracking_core.settings import CoreSettings
 from tracking_core.store.sqlite_inline import INLINE_BUSY_TIMEOUT_MS, InlineSQLite
 
 ASYNC_DRIVERS = {
@@ -44,7 +44,7 @@ def is_mysql(uri: str) -> bool:
     return async_url(uri).get_backend_name() in ("mysql", "mariadb")
 
 
-def connect_failure(orig: BaseException, config: Config, uri: str) -> str:
+def connect_failure(orig: BaseException, config: CoreSettings, uri: str) -> str:
     """Why connecting to `uri` failed, in one line: the driver's message, and for MySQL the TLS
     error aiomysql hides and a hint at the setting to change (never the password)."""
     if not is_mysql(uri):
@@ -54,7 +54,7 @@ def connect_failure(orig: BaseException, config: Config, uri: str) -> str:
     return mysql_tls.explain(orig, config)
 
 
-def create_engine(config: Config, uri: str | None = None) -> AsyncEngine:
+def create_engine(config: CoreSettings, uri: str | None = None) -> AsyncEngine:
     url = async_url(uri or config.backend_store_uri)
     backend = url.get_backend_name()
     kwargs: dict[str, Any] = {"pool_size": config.db_pool_size, "max_overflow": config.db_max_overflow}

@@ -22,7 +22,7 @@ import aiomysql
 import pymysql
 from pymysql.constants import CLIENT, CR
 
-from gateway.config import Config
+from tracking_core.settings import CoreSettings
 
 _ENV = {"mysql_ssl_ca": "MLFLOW_MYSQL_SSL_CA", "mysql_ssl_cert": "MLFLOW_MYSQL_SSL_CERT",
         "mysql_ssl_key": "MLFLOW_MYSQL_SSL_KEY"}
@@ -32,16 +32,16 @@ class MySQLTLSError(ValueError):
     """A TLS setting that cannot be used (unreadable file, not PEM, key does not match)."""
 
 
-def _origin(config: Config, name: str) -> str:
+def _origin(config: CoreSettings, name: str) -> str:
     source = config.sources.get(name, "default")
     return _ENV[name] if source == "default" else source
 
 
-def tls_enabled(config: Config) -> bool:
+def tls_enabled(config: CoreSettings) -> bool:
     return bool(config.mysql_ssl_ca or config.mysql_ssl_cert or config.mysql_ssl_key)
 
 
-def tls_context(config: Config) -> ssl.SSLContext | None:
+def tls_context(config: CoreSettings) -> ssl.SSLContext | None:
     """The client context for MLFLOW_MYSQL_SSL_*, or None when none is set."""
     if not tls_enabled(config):
         return None
@@ -83,7 +83,7 @@ async def _connect_tls(**kwargs: Any) -> aiomysql.Connection:
     return connection
 
 
-def connect_args(config: Config) -> dict[str, Any]:
+def connect_args(config: CoreSettings) -> dict[str, Any]:
     """aiomysql connect arguments for the engine: TLS, required, when MLFLOW_MYSQL_SSL_* is set."""
     ctx = tls_context(config)
     if ctx is None:
@@ -91,7 +91,7 @@ def connect_args(config: Config) -> dict[str, Any]:
     return {"ssl": ctx, "async_creator_fn": _connect_tls}
 
 
-def explain(orig: BaseException, config: Config) -> str:
+def explain(orig: BaseException, config: CoreSettings) -> str:
     """A one-line reason a MySQL connection failed: the driver's message, the TLS error it hides,
     and a hint at the setting that is the likely cause. Never contains the password."""
     text = str(orig)

@@ -17,8 +17,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.config import Config, mask_uri
 from tracking_core.entities import LifecycleStage
+from tracking_core.settings import CoreSettings, mask_uri
 from tracking_core.store import tables
 from tracking_core.store.database import connect_failure, create_engine, is_mysql
 
@@ -82,7 +82,7 @@ def join_uri(root: str, *parts: str) -> str:
     return "/".join([root.rstrip("/"), *parts]) if not root.endswith(":/") else root + "/".join(parts)
 
 
-async def _run(uri: str, config: Config, action: Any) -> Any:
+async def _run(uri: str, config: CoreSettings, action: Any) -> Any:
     """`action(conn)` in one transaction; SchemaError saying why when the database cannot be opened."""
     try:
         engine = create_engine(config, uri)
@@ -106,7 +106,7 @@ async def _run(uri: str, config: Config, action: Any) -> Any:
         await engine.dispose()
 
 
-async def prepare(config: Config, uri: str | None = None) -> None:
+async def prepare(config: CoreSettings, uri: str | None = None) -> None:
     """Make a database servable: initialise it if empty, else check it is current.
 
     `uri` defaults to the tracking database; `prepare_all` also passes the registry's.
@@ -134,7 +134,7 @@ async def prepare(config: Config, uri: str | None = None) -> None:
     await _run(uri, config, action)
 
 
-async def prepare_all(config: Config) -> None:
+async def prepare_all(config: CoreSettings) -> None:
     """Prepare the tracking database and, when --registry-store-uri names another, the registry's.
 
     The registry database gets the whole schema (one Alembic history for both); only its
@@ -145,7 +145,7 @@ async def prepare_all(config: Config) -> None:
         await prepare(config, config.effective_registry_store_uri)
 
 
-async def upgrade(config: Config, uri: str) -> tuple[str | None, str]:
+async def upgrade(config: CoreSettings, uri: str) -> tuple[str | None, str]:
     """`trackgate db upgrade`: migrate to head; returns (revision before, revision after)."""
 
     async def action(conn: AsyncConnection) -> tuple[str | None, str]:

@@ -9,6 +9,7 @@ from multidict import CIMultiDict
 from gateway import keys
 from gateway.auth import upstream
 from gateway.auth.base import Consumed, Identity
+from tracking_core import contract
 
 IDENTITIES = [
     Identity("alice", "basic"),
@@ -20,9 +21,9 @@ IDENTITIES = [
 
 @pytest.mark.parametrize("identity", IDENTITIES, ids=[i.subject for i in IDENTITIES])
 def test_identity_round_trips_through_headers(identity: Identity) -> None:
-    headers = upstream.identity_headers(identity)
+    headers = contract.identity_headers(identity)
     assert all(value.isascii() and "\n" not in value for value in headers.values())
-    assert upstream.parse_identity(CIMultiDict(headers)) == identity
+    assert contract.parse_identity(CIMultiDict(headers)) == identity
 
 
 @pytest.mark.parametrize(
