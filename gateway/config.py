@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config_auth import JwtIssuer, validate_auth
-from tracking_core.settings import CoreSettings, mask_uri
+from tracking_core.settings import PERMISSION_NAMES, CoreSettings, mask_uri
 
 
 class ConfigError(Exception):
@@ -166,6 +166,14 @@ SETTINGS: tuple[Setting, ...] = (
         ("MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX",),
         optional=True,
     ),
+    # -- Authorization (tracking_core/authz): enforced whenever `auth` lists a method ----------
+    Setting("default_permission", str, "READ", "Permission on experiments and registered models a caller "
+            "has no grant on: READ, USE, EDIT, MANAGE or NO_PERMISSIONS."),
+    Setting("admin_users", Strings, (), "Subjects that are administrators, besides users created with "
+            "--admin (e.g. an SSO email or a certificate CN)."),
+    Setting("admin_groups", Strings, (), "Groups (OIDC/JWT groups claim, certificate rules) whose members "
+            "are administrators."),
+    Setting("audit_retention_days", int, 90, "Days audit records are kept; older ones are pruned."),
     Setting(
         "core_socket",
         str,
@@ -453,6 +461,11 @@ def _validate(v: dict[str, Any], sources: Mapping[str, str]) -> list[str]:
         except re.error as exc:
             problems.append(f"model_version_source_regex is not a valid regular expression ({exc})"
                             f"{where('model_version_source_regex')}.")
+    if v["default_permission"] not in PERMISSION_NAMES:
+        problems.append(f"default_permission must be one of {', '.join(PERMISSION_NAMES)}, not "
+                        f"{v['default_permission']!r}{where('default_permission')}.")
+    if v["audit_retention_days"] < 1:
+        problems.append(f"audit_retention_days must be at least 1, not {v['audit_retention_days']}.")
     if v["db_max_overflow"] < 0:
         problems.append(f"db_max_overflow must not be negative, not {v['db_max_overflow']}.")
     uses_mysql = any((v[n] or "").split(":", 1)[0].split("+", 1)[0].lower() in ("mysql", "mariadb")

@@ -37,8 +37,19 @@ class CoreSettings:
     mysql_ssl_cert: str | None = None
     mysql_ssl_key: str | None = None
     model_version_source_regex: str | None = None
+    # Authorization (tracking_core/authz): on exactly when the gateway authenticates (`auth` lists
+    # its methods; an open server stays open, as `mlflow server` is).
+    auth: tuple[str, ...] = ()
+    default_permission: str = "READ"
+    admin_users: tuple[str, ...] = ()
+    admin_groups: tuple[str, ...] = ()
+    audit_retention_days: int = 90
     # Where each setting came from ("--flag", "TRACKGATE_X", a file), for messages that name it.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def authorization(self) -> bool:
+        return bool(self.auth)
 
     @property
     def effective_registry_store_uri(self) -> str:
@@ -64,11 +75,18 @@ class CoreSettings:
 
     @classmethod
     def from_json(cls, text: str) -> CoreSettings:
-        return CoreSettings(**json.loads(text))
+        values = json.loads(text)
+        for name in _TUPLES:  # JSON has no tuples; the frozen settings keep them hashable
+            if name in values:
+                values[name] = tuple(values[name])
+        return CoreSettings(**values)
 
     def with_changes(self, **changes: Any) -> Self:
         return dataclasses.replace(self, **changes)
 
+
+_TUPLES = ("auth", "admin_users", "admin_groups")
+PERMISSION_NAMES = ("READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS")
 
 _URI_PASSWORD = re.compile(r"(?<=://)([^:/@]+):([^@]*)@")
 
