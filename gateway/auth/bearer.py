@@ -75,7 +75,8 @@ class BearerAuthenticator:
             return known.identity
         identity, claims = await self._verify(token)
         exp = claims.get("exp")
-        until = min(now + CACHE_SECONDS, float(exp) + self._leeway if isinstance(exp, int | float) else now)
+        # The verifier checked exp; min() keeps a huge one an int (float() of it would overflow).
+        until = min(now + CACHE_SECONDS, exp + self._leeway if isinstance(exp, int | float) else now)
         own = claims.get("iss") == self.own.issuer
         self._accepted[digest] = _Accepted(identity, until, str(claims["jti"]) if own else None)
         while len(self._accepted) > MAX_ENTRIES:
@@ -88,6 +89,12 @@ class BearerAuthenticator:
             claims = jwt.decode(token, options={"verify_signature": False})
         except jwt.DecodeError:
             raise AuthenticationFailed("Bearer token is not a JWT.", challenge=CHALLENGE_INVALID) from None
+        except (jwt.InvalidTokenError, ValueError):
+            # A forged header PyJWT refuses while parsing (kid not a string, unknown crit, a
+            # number too long to convert): as invalid as a bad signature, so 401 and a failure.
+            raise AuthenticationFailed("Bearer token header is not valid.", challenge=CHALLENGE_INVALID) from None
+        if not isinstance(header.get("alg"), str) or not isinstance(header.get("kid", ""), str):
+            raise AuthenticationFailed("Bearer token header is not valid.", challenge=CHALLENGE_INVALID)
         issuer = claims.get("iss")
         if issuer == self.own.issuer:
             return await self.own.verify(token, header), claims
