@@ -291,3 +291,76 @@ auth_tokens = _table(
     sa.Column("revoked_time", sa.BigInteger, nullable=True, index=True),
     sa.Column("description", sa.String(500), nullable=True),
 )
+
+# -- Authorization (tracking_core/authz) ----------------------------------------------------------
+# Every subject that holds a grant or a role gets a numeric id here (MLflow's API names users by
+# id), whether it signs in with a password (`users`), SSO, a token or a certificate.
+principals = _table(
+    "principals",
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("subject", name_type(256), nullable=False, unique=True),
+    sa.Column("created_time", sa.BigInteger, nullable=False),
+)
+
+# A subject's own grants (MLflow's users/permissions/grant). Registered models are named by name,
+# experiments by id, as in MLflow; "*" is every resource of the type.
+grants = _table(
+    "grants",
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("principal_id", sa.ForeignKey("principals.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("resource_type", sa.String(32), nullable=False),
+    sa.Column("resource_id", name_type(256), nullable=False),
+    sa.Column("permission", sa.String(16), nullable=False),
+    sa.UniqueConstraint("principal_id", "resource_type", "resource_id"),
+    sa.Index("ix_grants_resource", "resource_type", "resource_id"),
+)
+
+# Roles (MLflow's /api/3.0/mlflow/roles): named sets of grants. A caller's groups (OIDC/JWT
+# `groups`, certificate rules) are membership in the role of the same name in their workspace.
+roles = _table(
+    "roles",
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("workspace", name_type(63), nullable=False),
+    sa.Column("name", name_type(256), nullable=False),
+    sa.Column("description", sa.String(1000), nullable=True),
+    sa.UniqueConstraint("workspace", "name"),
+)
+
+role_permissions = _table(
+    "role_permissions",
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("role_id", sa.ForeignKey("roles.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("resource_type", sa.String(32), nullable=False),
+    sa.Column("resource_pattern", name_type(256), nullable=False),
+    sa.Column("permission", sa.String(16), nullable=False),
+    sa.UniqueConstraint("role_id", "resource_type", "resource_pattern"),
+    sa.Index("ix_role_permissions_resource", "resource_type", "resource_pattern"),
+)
+
+role_assignments = _table(
+    "role_assignments",
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("principal_id", sa.ForeignKey("principals.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("role_id", sa.ForeignKey("roles.id", ondelete="CASCADE"), nullable=False),
+    sa.UniqueConstraint("principal_id", "role_id"),
+    sa.Index("ix_role_assignments_role", "role_id"),
+)
+
+# One record per state-changing request, permission change and artifact download. Never a secret,
+# a token or artifact contents: who, how, from where, what, on which resource, and the outcome.
+audit_log = _table(
+    "audit_log",
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("time_ms", sa.BigInteger, nullable=False),
+    sa.Column("subject", name_type(256), nullable=True),
+    sa.Column("auth_method", sa.String(32), nullable=True),
+    sa.Column("client", sa.String(64), nullable=True),
+    sa.Column("action", sa.String(128), nullable=False),
+    sa.Column("resource_type", sa.String(32), nullable=True),
+    sa.Column("resource_id", sa.String(256), nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("detail", sa.String(1000), nullable=True),
+    sa.Index("ix_audit_log_time", "time_ms"),
+    sa.Index("ix_audit_log_subject_time", "subject", "time_ms"),
+)
