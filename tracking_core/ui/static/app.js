@@ -1,0 +1,108 @@
+// trackgate UI enhancements: metric charts (own SVG code) and keyboard navigation of tables.
+// Pages work without this file; it only adds what needs a script.
+import { drawChart } from "./chart.js";
+
+const base = document.body.dataset.base || "";
+const API = `${base}/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval`;
+const MAX_POINTS = 1000; // per run and metric; the server samples longer histories
+
+async function fetchSeries(runIds, key) {
+  const q = new URLSearchParams();
+  for (const id of runIds) q.append("run_ids", id);
+  q.set("metric_key", key);
+  q.set("max_results", String(MAX_POINTS));
+  const response = await fetch(`${API}?${q}`, { credentials: "same-origin", headers: { Accept: "application/json" } });
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.message || `HTTP ${response.status}`);
+  return body.metrics || [];
+}
+
+function setupChart(el) {
+  const form = document.querySelector(`form[data-chart="${el.id}"]`);
+  const status = document.getElementById(`${el.id}-status`);
+  const runIds = el.dataset.runs.split(",").filter(Boolean);
+  const url = new URL(window.location.href);
+  const options = {
+    x: url.searchParams.get("x") || "step",
+    smooth: Number(url.searchParams.get("smooth") || 0),
+    log: url.searchParams.get("log") === "1",
+  };
+  let cache = new Map(); // metric key -> points
+  let names = new Map();
+  document.querySelectorAll("[data-run-name]").forEach((n) => names.set(n.dataset.runId, n.dataset.runName));
+
+  const x = form.querySelector("[data-role=x]");
+  const smooth = form.querySelector("[data-role=smooth]");
+  const log = form.querySelector("[data-role=log]");
+  x.value = options.x;
+  smooth.value = String(options.smooth);
+  log.checked = options.log;
+
+  const chosen = () => [...form.querySelectorAll("input[name=metric]:checked")].map((c) => c.value);
+
+  function remember() {
+    const u = new URL(window.location.href);
+    u.searchParams.delete("metric");
+    for (const k of chosen()) u.searchParams.append("metric", k);
+    for (const [name, value, dflt] of [["x", options.x, "step"], ["smooth", String(options.smooth), "0"],
+                                       ["log", options.log ? "1" : "0", "0"]]) {
+      if (value === dflt) u.searchParams.delete(name); else u.searchParams.set(name, value);
+    }
+    history.replaceState(null, "", u);
+  }
+
+  async function refresh() {
+    const keys = chosen();
+    const started = performance.now();
+    status.textContent = "Loading…";
+    try {
+      await Promise.all(keys.filter((k) => !cache.has(k)).map(async (k) => cache.set(k, await fetchSeries(runIds, k))));
+    } catch (err) {
+      status.textContent = `Could not load metrics: ${err.message}`;
+      return;
+    }
+    const series = [];
+    for (const key of keys) {
+      const byRun = new Map();
+      for (const p of cache.get(key)) {
+        if (!byRun.has(p.run_id)) byRun.set(p.run_id, []);
+        byRun.get(p.run_id).push(p);
+      }
+      for (const [runId, points] of byRun) {
+        const label = runIds.length > 1 ? `${names.get(runId) || runId.slice(0, 8)} · ${key}` : key;
+        series.push({ label, key, runId, points });
+      }
+    }
+    const drawn = drawChart(el, series, options);
+    el.setAttribute("aria-label", `Line chart of ${keys.join(", ")}: ${drawn} points`);
+    status.textContent = `${drawn} points drawn in ${Math.round(performance.now() - started)} ms`;
+    el.dataset.drawn = String(drawn);
+    remember();
+  }
+
+  form.addEventListener("change", (ev) => {
+    if (ev.target === x) options.x = x.value;
+    else if (ev.target === log) options.log = log.checked;
+    refresh();
+  });
+  smooth.addEventListener("input", () => { options.smooth = Number(smooth.value); refresh(); });
+  form.addEventListener("submit", (ev) => { ev.preventDefault(); refresh(); });
+  refresh();
+}
+
+// Arrow keys move between rows of a data table; Enter follows the row's first link.
+function setupTableKeys(table) {
+  const rows = [...table.tBodies[0].rows];
+  rows.forEach((row, i) => {
+    row.tabIndex = i === 0 ? 0 : -1;
+    row.addEventListener("keydown", (ev) => {
+      if (ev.target !== row) return;
+      const next = ev.key === "ArrowDown" ? rows[i + 1] : ev.key === "ArrowUp" ? rows[i - 1] : null;
+      if (next) { ev.preventDefault(); row.tabIndex = -1; next.tabIndex = 0; next.focus(); }
+      if (ev.key === "Enter") { const a = row.querySelector("a"); if (a) a.click(); }
+    });
+  });
+}
+
+document.querySelectorAll(".chart[data-runs]").forEach(setupChart);
+document.querySelectorAll("table.runs, table#experiments").forEach(setupTableKeys);
