@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from tracking_core import identity, middleware
+from tracking_core import identity, middleware, ui
 from tracking_core.api import artifacts, artifacts_only, experiments, logged_models, meta, run_artifacts, runs
 from tracking_core.api.registry import ENDPOINTS as REGISTRY_ENDPOINTS
 from tracking_core.api.routing import add_endpoints
@@ -59,6 +59,7 @@ def build_app(config: CoreSettings) -> web.Application:
         app.cleanup_ctx.append(_stores_ctx)
         add_endpoints(app, prefix, TRACKING_ENDPOINTS)
         run_artifacts.add_routes(app, prefix)
+        ui.add_routes(app, prefix)
     else:
         paths = [path for path, _ in run_artifacts.DOWNLOAD_ROUTES]
         artifacts_only.add_routes(app, prefix, TRACKING_ENDPOINTS, paths)
