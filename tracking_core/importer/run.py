@@ -1,0 +1,142 @@
+"""One import, start to finish: open both sides, check, copy entity by entity, then metrics.
+
+Order of work, and why:
+1. the target is made current (an empty database gets trackgate's schema; MLflow's own database
+   or an out-of-date one is refused by `schema.prepare`);
+2. every clash is found before the first write, so a refused import changes nothing;
+3. entities are copied parents first, each batch its own transaction;
+4. metric histories last, in run order, resuming at the run an interrupted import was writing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tracking_core.importer.detect import ImportRefused, is_mlruns
+from tracking_core.importer.progress import Progress
+from tracking_core.importer.rows import ENTITIES, Source
+from tracking_core.importer.sql_source import SqlSource
+from tracking_core.importer.writer import MAX_CLASHES_SHOWN, Target
+from tracking_core.settings import CoreSettings, mask_uri
+from tracking_core.store import schema
+from tracking_core.store.database import async_url, create_engine
+
+DEFAULT_BATCH_SIZE = 10_000
+ProgressFactory = Callable[[dict[str, int]], Progress]
+
+
+@dataclass
+class Report:
+    source: str
+    revision: str
+    counts: dict[str, int] = field(default_factory=dict)
+    resumed_at_run: str | None = None
+    dry_run: bool = False
+
+
+def _file_store_path(source: str) -> Path | None:
+    path = source[len("file:") :].removeprefix("//") if source.startswith("file:") else source
+    return Path(path) if "://" not in source or source.startswith("file:") else None
+
+
+@contextlib.asynccontextmanager
+async def open_source(source: str, batch_size: int) -> AsyncIterator[Source]:
+    """The reader for `source`: an MLflow database URI, or the path of a `./mlruns` folder."""
+    path = _file_store_path(source)
+    if path is not None:
+        if not is_mlruns(path):
+            raise ImportRefused(f"{source} is neither a database URI nor an MLflow ./mlruns folder.")
+        from tracking_core.importer.file_source import FileSource  # lazy: yaml only for file stores
+
+        yield FileSource(path, batch_size)
+        return
+    if source.startswith("sqlite:///") and not Path(source[len("sqlite:///") :]).is_file():
+        raise ImportRefused(f"There is no SQLite database at {source}.")
+    # A plain engine: the source is only read, and keeps its journal mode and settings.
+    engine = create_async_engine(async_url(source))
+    try:
+        try:
+            conn = await engine.connect()
+        except sa.exc.OperationalError as exc:
+            raise ImportRefused(f"Cannot open the source {mask_uri(source)}: {exc.orig}") from None
+        try:
+            yield await SqlSource.open(conn, mask_uri(source), batch_size)
+        finally:
+            await conn.close()
+    finally:
+        await engine.dispose()
+
+
+async def _target_is_empty(config: CoreSettings, uri: str) -> bool:
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+        return True
+    engine = create_engine(config, uri)
+    try:
+        async with engine.connect() as conn:
+            return "experiments" not in await conn.run_sync(lambda c: sa.inspect(c).get_table_names())
+    finally:
+        await engine.dispose()
+
+
+async def import_mlflow(
+    source_uri: str,
+    config: CoreSettings,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    dry_run: bool = False,
+    progress: ProgressFactory | None = None,
+) -> Report:
+    """Import `source_uri` into `config.backend_store_uri`; ImportRefused (nothing written) if it cannot."""
+    target_uri = config.backend_store_uri
+    async with open_source(source_uri, batch_size) as source:
+        report = Report(source.description, source.revision, dry_run=dry_run)
+        totals = {entity: await source.count(entity) for entity in (*ENTITIES, "metrics")}
+        report.counts = totals
+        empty = dry_run and await _target_is_empty(config, target_uri)
+        if not dry_run:
+            try:
+                await schema.prepare(config, target_uri)
+            except schema.SchemaError as exc:
+                raise ImportRefused(f"The target cannot be imported into: {exc}") from None
+        engine = create_engine(config, target_uri)
+        try:
+            target = Target(engine)
+            clashes = [] if empty else await target.clashes(source)
+            if clashes:
+                shown = "\n  ".join(clashes[:MAX_CLASHES_SHOWN])
+                hidden = len(clashes) - MAX_CLASHES_SHOWN
+                more = f"\n  ... and {hidden} more" if hidden > 0 else ""
+                raise ImportRefused(
+                    f"{mask_uri(target_uri)} already holds different entities with the source's ids; nothing was "
+                    f"imported. Import into a new database, or remove these first:\n  {shown}{more}"
+                )
+            if dry_run:
+                return report
+            await _copy(source, target, report, progress(totals) if progress else None)
+        finally:
+            await engine.dispose()
+    return report
+
+
+async def _copy(source: Source, target: Target, report: Report, progress: Progress | None) -> None:
+    try:
+        for entity in ENTITIES:
+            async for batch in source.batches(entity):
+                await target.write(entity, batch)
+                if progress:
+                    progress.advance(entity, len(batch))
+        report.resumed_at_run = await target.metrics_resume_point(source)
+        async for batch in source.metrics(report.resumed_at_run):
+            await target.write("metrics", batch)
+            if progress:
+                progress.advance("metrics", len(batch))
+        await target.finish()
+    finally:
+        if progress:
+            progress.close()
