@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 import gateway
-from gateway import cli_certs, cli_db, cli_gc, cli_tokens, cli_users
+from gateway import cli_certs, cli_db, cli_gc, cli_import, cli_tokens, cli_users
 from gateway import config as configuration
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
@@ -92,6 +92,7 @@ SUBCOMMANDS: list[tuple[str, AddArguments]] = [
     ("users", cli_users.add_users_arguments),
     ("tokens", cli_tokens.add_tokens_arguments),
     ("certs", cli_certs.add_certs_arguments),
+    ("import-mlflow", cli_import.add_import_arguments),
 ]
 
 
