@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config_auth import JwtIssuer, validate_auth
+from gateway.config_security import startup_warnings, unknown_variables, validate_exposure
 from tracking_core.settings import PERMISSION_NAMES, CoreSettings, mask_uri
 
 
@@ -234,6 +235,26 @@ SETTINGS: tuple[Setting, ...] = (
             "or required; default optional when tls_client_ca is set, else off.", optional=True),
     Setting("client_cert_identity", Strings, ("cn",), "Where a client certificate's identity comes "
             "from, first found wins: cn, san:dns, san:email, san:uri."),
+    # -- Exposure: open listening, browser security middleware (gateway/security.py, with
+    #    mlflow server's flags and variables), connection limits (gateway/limits.py); checked in
+    #    gateway.config_security --------------------------------------------------------------
+    Setting("allow_anonymous", bool, False, "Allow listening beyond loopback with no authentication method "
+            "(everyone who reaches the port gets in)."),
+    Setting("allowed_hosts", Strings, (), "Host headers accepted (DNS-rebinding protection); patterns with * "
+            "allowed, * alone accepts all. Empty: localhost and private addresses, as mlflow server.",
+            ("MLFLOW_SERVER_ALLOWED_HOSTS",)),
+    Setting("cors_allowed_origins", Strings, (), "Origins allowed cross-origin (CORS) besides http://localhost "
+            "and loopback ones; * allows any origin without credentials.", ("MLFLOW_SERVER_CORS_ALLOWED_ORIGINS",)),
+    Setting("x_frame_options", str, "SAMEORIGIN", "X-Frame-Options header: SAMEORIGIN, DENY or NONE (no "
+            "header).", ("MLFLOW_SERVER_X_FRAME_OPTIONS",)),
+    Setting("disable_security_middleware", bool, False, "DANGEROUS: no Host check, no CORS blocking, no "
+            "security headers.", ("MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE",)),
+    Setting("header_read_timeout", float, 15.0, "Seconds a client has to send a request line and headers."),
+    Setting("body_read_timeout", float, 60.0, "Seconds a request body may stall between two reads (an upload "
+            "that keeps moving is never cut)."),
+    Setting("keepalive_timeout", float, 75.0, "Seconds an idle keep-alive connection is kept open."),
+    Setting("max_connections", int, 4096, "Open client connections at most; more are closed at once."),
+    Setting("max_connections_per_address", int, 256, "Open connections at most from one client address."),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
@@ -285,6 +306,16 @@ class Config(CoreSettings):
     tls_client_ca: str | None = None
     client_cert_mode: str | None = None
     client_cert_identity: Strings = ("cn",)
+    allow_anonymous: bool = False
+    allowed_hosts: Strings = ()
+    cors_allowed_origins: Strings = ()
+    x_frame_options: str = "SAMEORIGIN"
+    disable_security_middleware: bool = False
+    header_read_timeout: float = 15.0
+    body_read_timeout: float = 60.0
+    keepalive_timeout: float = 75.0
+    max_connections: int = 4096
+    max_connections_per_address: int = 256
     warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     @property
@@ -391,20 +422,17 @@ def load(
         # every other setting are still reported in the same run.
         values[setting.name] = setting.default if len(problems) > found else value
         sources[setting.name] = origin
-    # Not an error: other tools share the prefix (the test suite's TRACKGATE_REQUIRE_SERVICES), but a
-    # typo deserves a word, so the CLI prints these.
-    warnings = tuple(
-        f"environment variable {name} is not a trackgate setting; ignored."
-        for name in sorted(env)
-        if name.startswith("TRACKGATE_") and name[len("TRACKGATE_") :].lower() not in SETTINGS_BY_NAME
-    )
+    # An error, not a warning: TRACKGATE_AUTHS=basic must not start an open server. The test
+    # tooling's own variables are exempt (config_security.TOOLING_VARIABLES).
+    problems.extend(unknown_variables(env, (n for s in SETTINGS for n in s.env_names)))
     _read_secret_files(values, sources, problems)
     problems.extend(_validate(values, sources))
+    problems.extend(validate_exposure(values, lambda name: _where(sources, name)))
     problems.extend(_validate_sso(values))
     problems.extend(validate_auth(values, lambda name: _where(sources, name)))
     if problems:
         raise ConfigError(problems)
-    return Config(**values, sources=sources, warnings=warnings)
+    return Config(**values, sources=sources, warnings=tuple(startup_warnings(values)))
 
 
 def _where(sources: Mapping[str, str], name: str) -> str:

@@ -85,16 +85,22 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         "static_prefix must start with '/'",
         "unknown setting 'colour'",
         "log_level must be one of",
+        "environment variable TRACKGATE_NOPE is not a trackgate setting",
     ):
         assert fragment in problems
-    assert len(caught.value.problems) == 6
+    assert len(caught.value.problems) == 7
 
 
-def test_unknown_trackgate_variables_are_warned_about_not_fatal() -> None:
-    config = load({}, {"TRACKGATE_NOPE": "1", "TRACKGATE_PORT": "6000"})
-    assert config.port == 6000
-    assert config.warnings == ("environment variable TRACKGATE_NOPE is not a trackgate setting; ignored.",)
-    assert "NOPE" not in config.core_settings().to_json()
+def test_unknown_trackgate_variables_stop_with_a_suggestion() -> None:
+    """Issue 13 finding 12: TRACKGATE_AUTHS=basic used to start an open server with a warning."""
+    with pytest.raises(ConfigError) as caught:
+        load({}, {"TRACKGATE_AUTHS": "basic", "TRACKGATE_PORT": "6000"})
+    assert caught.value.problems == [
+        "environment variable TRACKGATE_AUTHS is not a trackgate setting. Did you mean TRACKGATE_AUTH?"
+    ]
+    # The test tooling's own variables are not settings and not errors.
+    config = load({}, {"TRACKGATE_REQUIRE_SERVICES": "1", "TRACKGATE_TEST_POSTGRES": "postgresql://x"})
+    assert "REQUIRE" not in config.core_settings().to_json()
 
 
 SECRETS = [
@@ -132,7 +138,8 @@ def test_check_config_prints_effective_config(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PORT", "8080")
-    code = cli.main(["server", "--check-config", "-w", "3", "--no-serve-artifacts", "--host", "0.0.0.0"])
+    code = cli.main(["server", "--check-config", "-w", "3", "--no-serve-artifacts", "--host", "0.0.0.0",
+                     "--allow-anonymous"])
     out = capsys.readouterr().out
     assert code == 0
     assert "port = 8080  (PORT)" in out
