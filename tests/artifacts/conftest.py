@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests.artifacts.ftp_server import FtpServer, pyftpdlib_server
 from tests.artifacts.stores import GcsServer, S3Server, environment, gcs_emulator, moto_s3
 from tracking_core.app import build_app
 from tracking_core.artifacts.repository import ArtifactRepository, ArtifactStores, default_registry
@@ -21,6 +22,18 @@ Core = Callable[..., contextlib.AbstractAsyncContextManager[TestClient]]
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     with moto_s3() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def ftp_server() -> Iterator[FtpServer]:
+    with pyftpdlib_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def ftps_server() -> Iterator[FtpServer]:
+    with pyftpdlib_server(tls=True) as server:
         yield server
 
 
@@ -38,11 +51,19 @@ def destination_for(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -
     if kind == "s3":
         s3: S3Server = request.getfixturevalue("s3_server")
         return f"s3://{s3.bucket}/{prefix}", s3.env
-    gcs: GcsServer = request.getfixturevalue("gcs_server")
-    return f"gs://{gcs.bucket}/{prefix}", gcs.env
+    if kind == "gcs":
+        gcs: GcsServer = request.getfixturevalue("gcs_server")
+        return f"gs://{gcs.bucket}/{prefix}", gcs.env
+    if kind in ("ftp", "ftps"):
+        ftp: FtpServer = request.getfixturevalue(f"{kind}_server")
+        return ftp.uri(f"srv/{prefix}"), ftp.env
+    raise AssertionError(f"unknown store {kind}")
 
 
-@pytest.fixture(params=["local", "s3", "gcs"])
+STORES = ["local", "s3", "gcs", "ftp", "ftps"]
+
+
+@pytest.fixture(params=STORES)
 async def repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ArtifactRepository]:
     """The same contract suite runs on every repository implementation."""
     uri, env = destination_for(request.param, request, tmp_path)

@@ -1,5 +1,6 @@
-"""The artifact-repository contract, run on every implementation: local disk, S3 (moto's server)
-and GCS (gcp-storage-emulator, see tests/artifacts/stores.py for what it is and is not)."""
+"""The artifact-repository contract, run on every implementation: local disk, S3 (moto's server),
+GCS (gcp-storage-emulator, see tests/artifacts/stores.py for what it is and is not), FTP and FTPS
+(pyftpdlib), SFTP (OpenSSH's sshd), Azure Blob (Azurite): see conftest.STORES."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from tracking_core.artifacts.filetrees import FileTreeRepository
 from tracking_core.artifacts.local import TEMP_PREFIX, LocalRepository
 from tracking_core.artifacts.repository import (
     ArtifactNotFound,
@@ -146,9 +148,22 @@ async def test_interrupted_upload_leaves_nothing(repo: ArtifactRepository, size:
     if isinstance(repo, LocalRepository):
         leftovers = [n for _, _, files in os.walk(repo.root) for n in files if n.startswith(TEMP_PREFIX)]
         assert leftovers == []
+    if isinstance(repo, FileTreeRepository):
+        assert await remote_leftovers(repo, repo.root) == []
     if isinstance(repo, S3Repository):
         uploads = await repo.client.list_multipart_uploads(Bucket=repo.bucket, Prefix=repo.prefix)
         assert uploads.get("Uploads", []) == [], "aborted, not left to accumulate"
+
+
+async def remote_leftovers(repo: FileTreeRepository, directory: str) -> list[str]:
+    """Temporary upload names anywhere under `directory`, seen through the store's own listing."""
+    async with repo.session() as s:
+        entries = await s.listdir(directory)
+    found = [f"{directory}/{e.name}" for e in entries if e.name.startswith(TEMP_PREFIX)]
+    for e in entries:
+        if e.is_dir:
+            found += await remote_leftovers(repo, f"{directory}/{e.name}")
+    return found
 
 
 async def test_multipart_with_presigned_parts(repo: ArtifactRepository) -> None:
