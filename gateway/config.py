@@ -235,6 +235,14 @@ SETTINGS: tuple[Setting, ...] = (
             "or required; default optional when tls_client_ca is set, else off.", optional=True),
     Setting("client_cert_identity", Strings, ("cn",), "Where a client certificate's identity comes "
             "from, first found wins: cn, san:dns, san:email, san:uri."),
+    # -- Operations: logs and metrics (gateway/logs.py, access_log.py, metrics.py) ---------------
+    Setting("log_format", str, "text", "text (one readable line per event) or json (one JSON object per "
+            "line, with Cloud Logging's severity and httpRequest fields; the container image sets it)."),
+    Setting("metrics_address", str, None, "HOST:PORT serving Prometheus metrics at /metrics, apart from the "
+            "public port (off by default; oauth2-proxy's flag).", optional=True),
+    Setting("expose_prometheus", str, None, "mlflow server's flag: turn metrics on, keeping multiprocess "
+            "state in this directory; served on metrics_address (default 127.0.0.1:9090).",
+            ("MLFLOW_EXPOSE_PROMETHEUS",), optional=True),
     # -- Exposure: open listening, browser security middleware (gateway/security.py, with
     #    mlflow server's flags and variables), connection limits (gateway/limits.py); checked in
     #    gateway.config_security --------------------------------------------------------------
@@ -259,6 +267,8 @@ SETTINGS: tuple[Setting, ...] = (
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+_METRICS_ADDRESS = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]*):\d{1,5}")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _SUPPORTED_DB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "mssql")
@@ -306,6 +316,8 @@ class Config(CoreSettings):
     tls_client_ca: str | None = None
     client_cert_mode: str | None = None
     client_cert_identity: Strings = ("cn",)
+    metrics_address: str | None = None
+    expose_prometheus: str | None = None
     allow_anonymous: bool = False
     allowed_hosts: Strings = ()
     cors_allowed_origins: Strings = ()
@@ -467,6 +479,12 @@ def _validate(v: dict[str, Any], sources: Mapping[str, str]) -> list[str]:
     prefix = v["static_prefix"]
     if prefix and (not prefix.startswith("/") or prefix.endswith("/") or re.search(r"[{}\s]", prefix)):
         problems.append(f"static_prefix must start with '/', not end with '/', e.g. /mlflow; got {prefix!r}.")
+    if v["log_format"] not in LOG_FORMATS:
+        problems.append(f"log_format must be one of {', '.join(LOG_FORMATS)}, not {v['log_format']!r}"
+                        f"{where('log_format')}.")
+    if v["metrics_address"] is not None and not _METRICS_ADDRESS.fullmatch(v["metrics_address"]):
+        problems.append(f"metrics_address must be HOST:PORT, e.g. 0.0.0.0:9090, not {v['metrics_address']!r}"
+                        f"{where('metrics_address')}.")
     if v["log_level"].lower() not in LOG_LEVELS:
         problems.append(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {v['log_level']!r}.")
     if v["artifacts_only"] and not v["serve_artifacts"]:

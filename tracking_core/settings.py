@@ -28,6 +28,7 @@ class CoreSettings:
     direct_artifact_transfers: bool = False
     static_prefix: str = ""
     log_level: str = "info"
+    log_format: str = "text"  # text or json, for the core workers' log lines too
     max_body_mb: int = 32
     drain_timeout: float = 30.0
     db_pool_size: int = 5
