@@ -10,6 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.artifacts.ftp_server import FtpServer, pyftpdlib_server
+from tests.artifacts.sshd_server import SshServer, openssh_server
 from tests.artifacts.stores import GcsServer, S3Server, environment, gcs_emulator, moto_s3
 from tracking_core.app import build_app
 from tracking_core.artifacts.repository import ArtifactRepository, ArtifactStores, default_registry
@@ -38,6 +39,12 @@ def ftps_server() -> Iterator[FtpServer]:
 
 
 @pytest.fixture(scope="session")
+def sshd() -> Iterator[SshServer]:
+    with openssh_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def gcs_server() -> Iterator[GcsServer]:
     with gcs_emulator() as server:
         yield server
@@ -57,10 +64,13 @@ def destination_for(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -
     if kind in ("ftp", "ftps"):
         ftp: FtpServer = request.getfixturevalue(f"{kind}_server")
         return ftp.uri(f"srv/{prefix}"), ftp.env
+    if kind == "sftp":
+        ssh: SshServer = request.getfixturevalue("sshd")
+        return ssh.uri(prefix), ssh.env
     raise AssertionError(f"unknown store {kind}")
 
 
-STORES = ["local", "s3", "gcs", "ftp", "ftps"]
+STORES = ["local", "s3", "gcs", "ftp", "ftps", "sftp"]
 
 
 @pytest.fixture(params=STORES)

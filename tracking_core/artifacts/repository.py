@@ -29,6 +29,7 @@ BUILTIN_BACKENDS = (
     "tracking_core.artifacts.s3",
     "tracking_core.artifacts.gcs",
     "tracking_core.artifacts.ftp",
+    "tracking_core.artifacts.sftp",
 )
 MULTIPART_UNSUPPORTED = "Multipart upload is not supported for the current artifact repository"
 PRESIGNED_UNSUPPORTED = "Multipart download is not supported for the current artifact repository"

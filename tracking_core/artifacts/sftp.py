@@ -1,0 +1,195 @@
+"""Artifacts on an SSH server: `sftp://[user[:password]@]host[:port]/path` (MLflow's form; the
+path is absolute on the server), through asyncssh.
+
+Authentication and host checking come from the server process's own ~/.ssh, as with OpenSSH and
+MLflow's SFTP repository: ~/.ssh/config (Host aliases, User, Port, IdentityFile), the default
+private keys and the SSH agent, or the password in the URI. Host keys are checked against
+~/.ssh/known_hosts, always: an unknown host is refused, not trusted on first use.
+
+One SSH connection per (host, port, user) is shared by every request (SFTP multiplexes requests
+on one channel); it is reopened when it drops. Uploads are written to a temporary name and
+moved over the target with OpenSSH's posix-rename, see filetrees.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import stat as st
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from tracking_core.artifacts.filetrees import FileSession, FileTreeRepository, ParentIsFile
+from tracking_core.artifacts.repository import (
+    CHUNK_SIZE,
+    ArtifactRepository,
+    Backend,
+    Entry,
+    Registry,
+    Stat,
+)
+from tracking_core.errors import invalid
+
+Target = tuple[str, int | None, str | None, str | None]  # host, port, user, password
+
+
+def _stat(attrs: Any) -> Stat:
+    if attrs.permissions is not None and st.S_ISDIR(attrs.permissions):
+        return Stat(is_dir=True)
+    return Stat(is_dir=False, size=attrs.size or 0)
+
+
+class SftpSession(FileSession):
+    def __init__(self, sftp: Any) -> None:
+        self.sftp = sftp
+
+    async def stat(self, path: str) -> Stat | None:
+        import asyncssh
+
+        try:
+            return _stat(await self.sftp.stat(path))
+        except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath, asyncssh.SFTPNotADirectory):
+            return None
+
+    async def listdir(self, path: str) -> list[Entry]:
+        entries = []
+        for name in await self.sftp.readdir(path):
+            if name.filename in (".", ".."):
+                continue
+            found = _stat(name.attrs)
+            entries.append(Entry(name.filename, found.is_dir, found.size))
+        return entries
+
+    async def makedirs(self, path: str) -> None:
+        import asyncssh
+
+        found = await self.stat(path)
+        if found is not None:
+            if not found.is_dir:
+                raise ParentIsFile(path)
+            return
+        parent = path.rsplit("/", 1)[0] or "/"
+        if parent != path:
+            await self.makedirs(parent)
+        with contextlib.suppress(asyncssh.SFTPFileAlreadyExists):  # a concurrent upload made it
+            await self.sftp.mkdir(path)
+
+    async def write(self, path: str, chunks: AsyncIterable[bytes]) -> int:
+        size = 0
+        async with self.sftp.open(path, "wb") as f:
+            async for chunk in chunks:
+                await f.write(chunk, size)
+                size += len(chunk)
+        return size
+
+    async def replace(self, source: str, target: str) -> None:
+        import asyncssh
+
+        try:
+            await self.sftp.posix_rename(source, target)
+            return
+        except asyncssh.SFTPOpUnsupported:
+            pass
+        # A server without OpenSSH's extension: plain SFTP v3 rename refuses an existing target.
+        await self.remove_file(target)
+        await self.sftp.rename(source, target)
+
+    async def read(self, path: str, start: int, length: int) -> AsyncIterator[bytes]:
+        async with self.sftp.open(path, "rb") as f:
+            offset, end = start, start + length
+            while offset < end:
+                block = await f.read(min(CHUNK_SIZE, end - offset), offset)
+                if not block:
+                    break
+                offset += len(block)
+                yield block
+
+    async def remove_file(self, path: str) -> None:
+        import asyncssh
+
+        with contextlib.suppress(asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
+            await self.sftp.remove(path)
+
+    async def remove_dir(self, path: str) -> None:
+        await self.sftp.rmdir(path)
+
+
+class SftpRepository(FileTreeRepository):
+    def __init__(self, backend: SftpBackend, target: Target, root: str) -> None:
+        super().__init__(root)
+        self.backend = backend
+        self.target = target
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[FileSession]:
+        yield SftpSession(await self.backend.sftp(self.target))
+
+
+class SftpBackend(Backend):
+    def __init__(self) -> None:
+        self._clients: dict[Target, tuple[Any, Any]] = {}
+        self._lock = asyncio.Lock()
+
+    async def sftp(self, target: Target) -> Any:
+        """The SFTP client of the shared connection to `target`, opened on first use."""
+        found = self._clients.get(target)
+        if found is not None:
+            return found[1]
+        async with self._lock:
+            found = self._clients.get(target)
+            if found is None:
+                found = await self._connect(target)
+                self._clients[target] = found
+        return found[1]
+
+    async def _connect(self, target: Target) -> tuple[Any, Any]:
+        import asyncssh
+
+        host, port, user, password = target
+        options: dict[str, Any] = {"connect_timeout": 30, "keepalive_interval": 30}
+        if port is not None:
+            options["port"] = port
+        if user is not None:
+            options["username"] = user
+        if password is not None:
+            options["password"] = password
+        # known_hosts, client keys, agent and ~/.ssh/config are asyncssh's defaults, as for `ssh`.
+        conn = await asyncssh.connect(host, **options)
+        try:
+            sftp = await conn.start_sftp_client()
+        except BaseException:
+            conn.close()
+            raise
+        watcher = asyncio.ensure_future(conn.wait_closed())
+        watcher.add_done_callback(lambda _: self._forget(target, conn))
+        return conn, sftp
+
+    def _forget(self, target: Target, conn: Any) -> None:
+        found = self._clients.get(target)
+        if found is not None and found[0] is conn:
+            del self._clients[target]
+
+    async def close(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for conn, sftp in clients:
+            sftp.exit()
+            conn.close()
+            with contextlib.suppress(Exception):
+                await conn.wait_closed()
+
+    def repository(self, uri: str) -> ArtifactRepository:
+        parsed = urlparse(uri)
+        if not parsed.hostname:
+            raise invalid("SFTP artifact locations name a host: sftp://[user@]host[:port]/path.")
+        target: Target = (
+            parsed.hostname,
+            parsed.port,
+            unquote(parsed.username) if parsed.username else None,
+            unquote(parsed.password) if parsed.password is not None else None,
+        )
+        return SftpRepository(self, target, unquote(parsed.path))
+
+
+def register(registry: Registry) -> None:
+    registry.register("sftp", SftpBackend)
