@@ -23,7 +23,7 @@ function setupChart(el) {
   const runIds = el.dataset.runs.split(",").filter(Boolean);
   const url = new URL(window.location.href);
   const options = {
-    x: url.searchParams.get("x") || "step",
+    x: url.searchParams.get("xaxis") || "step",
     smooth: Number(url.searchParams.get("smooth") || 0),
     log: url.searchParams.get("log") === "1",
   };
@@ -44,7 +44,7 @@ function setupChart(el) {
     const u = new URL(window.location.href);
     u.searchParams.delete("metric");
     for (const k of chosen()) u.searchParams.append("metric", k);
-    for (const [name, value, dflt] of [["x", options.x, "step"], ["smooth", String(options.smooth), "0"],
+    for (const [name, value, dflt] of [["xaxis", options.x, "step"], ["smooth", String(options.smooth), "0"],
                                        ["log", options.log ? "1" : "0", "0"]]) {
       if (value === dflt) u.searchParams.delete(name); else u.searchParams.set(name, value);
     }

@@ -85,6 +85,9 @@ export function drawChart(host, series, { x = "step", smooth = 0, log = false } 
                               "data-label": line.label });
     path.append(el("title", {}, line.label));
     svg.append(path);
+    if (line.xy.length < 3) { // a line needs two points: show lone values as dots
+      for (const [a, b] of line.xy) svg.append(el("circle", { cx: sx(a), cy: sy(b), r: 4, fill: COLORS[i % COLORS.length] }));
+    }
   });
   const legend = document.createElement("ul");
   legend.className = "legend-list";
