@@ -34,6 +34,7 @@ HEALTH_INTERVAL = 1.0  # while it is healthy
 HEALTH_TIMEOUT = 5.0
 CRASH_LOOP_WINDOW = 10.0  # a worker dying younger than this counts towards the backoff
 MAX_BACKOFF = 30.0
+SCHEMA_POLL_INTERVAL = 2.0  # while a replica waits for `trackgate db upgrade`
 
 PrepareSchema = Callable[[Config], Awaitable[None]]
 
@@ -107,14 +108,7 @@ class Supervisor:
             self._procs[slot] = await self._spawn(slot)
             self._tasks.append(asyncio.create_task(self._keep_alive(slot)))
         # Once, here, never from the workers: several workers creating tables at once would race.
-        try:
-            async with asyncio.timeout_at(deadline):
-                await self._prepare()
-        except TimeoutError:
-            raise CoreStartupError(
-                f"the tracking database {mask_uri(self.config.backend_store_uri)} was not ready "
-                f"after {self.config.core_startup_timeout:g} s"
-            ) from None
+        deadline = await self._prepare(deadline)
         await self._wait_ready(deadline)
         self._started = self._healthy = True
         self._tasks.append(asyncio.create_task(self._monitor()))
@@ -158,18 +152,47 @@ class Supervisor:
 
     # -- internals -------------------------------------------------------------------------------
 
-    async def _prepare(self) -> None:
+    async def _prepare(self, deadline: float) -> float:
+        """Bootstrap or check the schema by `deadline`; returns the deadline left for the core.
+
+        A schema older than this trackgate's is not an error for a replica: it stays not ready
+        (the public port closed), says so once, and re-checks until `trackgate db upgrade` has
+        run, then carries on without a restart, with a fresh startup deadline."""
         if self.config.artifacts_only:
-            return  # no tracking store at all
+            return deadline  # no tracking store at all
         uri = mask_uri(self.config.backend_store_uri)
         log.info("checking the database schema of %s", uri)
+        from tracking_core.store import schema  # lazy: SQLAlchemy stays out of the import path
+
+        loop = asyncio.get_running_loop()
+        waiting = False
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._check_schema(uri)
+                return deadline
+            except schema.SchemaOutOfDate as exc:
+                if not waiting:
+                    log.warning("%s -- not ready until then; re-checking every %g s", exc, SCHEMA_POLL_INTERVAL)
+                    waiting = True
+            except TimeoutError:
+                if not waiting:  # while waiting, a check can queue behind the upgrade's lock
+                    raise CoreStartupError(
+                        f"the tracking database {uri} was not ready after {self.config.core_startup_timeout:g} s"
+                    ) from None
+            await asyncio.sleep(SCHEMA_POLL_INTERVAL)
+            deadline = loop.time() + self.config.core_startup_timeout
+
+    async def _check_schema(self, uri: str) -> None:
+        from tracking_core.store import schema
+
         if self._prepare_schema is not None:
             await self._prepare_schema(self.config)
             return
-        from tracking_core.store import schema  # lazy: SQLAlchemy stays out of the import path
-
         try:
             await schema.prepare_all(self.config)
+        except schema.SchemaOutOfDate:
+            raise
         except schema.SchemaError as exc:
             raise CoreStartupError(str(exc)) from exc
         except Exception as exc:

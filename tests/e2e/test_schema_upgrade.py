@@ -1,9 +1,10 @@
-"""An out-of-date database: the server refuses with the exact command, which then upgrades it."""
+"""An out-of-date database: the server waits, not ready, naming the exact command, which then upgrades it."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
 
-from tests.server_process import trackgate_server
+from gateway.supervisor import SCHEMA_POLL_INTERVAL
+from tests.server_process import trackgate_server, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -48,20 +50,28 @@ def _database_at_first_revision(path: Path) -> str:
     return uri
 
 
-def test_refuse_then_upgrade_keeps_data(tmp_path: Path) -> None:
+def test_wait_not_ready_then_upgrade_keeps_data(tmp_path: Path) -> None:
+    """A server on an out-of-date database never migrates it: it stays not ready, says once which
+    command to run, and becomes ready by itself (same process) once that command has run."""
     uri = _database_at_first_revision(tmp_path / "old.db")
-    refused = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "server", "--port", "0", "--backend-store-uri", uri],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
-    )
-    assert refused.returncode != 0
-    assert f"trackgate db upgrade {uri}" in refused.stderr + refused.stdout
-    assert "Traceback" not in refused.stderr
+    with trackgate_server(tmp_path / "waiting", "--backend-store-uri", uri, wait=False) as waiting:
+        deadline = time.monotonic() + 30
+        while f"trackgate db upgrade {uri}" not in waiting.log() and time.monotonic() < deadline:
+            assert waiting.process.poll() is None, waiting.log()
+            time.sleep(0.1)
+        assert f"trackgate db upgrade {uri}" in waiting.log()
+        with pytest.raises(requests.ConnectionError):  # the public port stays closed: not ready
+            requests.get(waiting.url + "/readyz", timeout=2)
+        time.sleep(2 * SCHEMA_POLL_INTERVAL)  # several re-checks, still one line
+        assert waiting.log().count("trackgate db upgrade") == 1
+        assert "Traceback" not in waiting.log()
 
-    upgraded = subprocess.run([sys.executable, "-m", "gateway.cli", "db", "upgrade", uri],
-                              capture_output=True, text=True, timeout=60)
-    assert upgraded.returncode == 0, upgraded.stderr
-    assert "Upgraded" in upgraded.stdout
+        upgraded = subprocess.run([sys.executable, "-m", "gateway.cli", "db", "upgrade", uri],
+                                  capture_output=True, text=True, timeout=60)
+        assert upgraded.returncode == 0, upgraded.stderr
+        assert "Upgraded" in upgraded.stdout
+        wait_ready(waiting.url, waiting.process)
+        assert waiting.process.poll() is None  # no restart: the same process became ready
     again = subprocess.run([sys.executable, "-m", "gateway.cli", "db", "upgrade", uri],
                            capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "already at" in again.stdout

@@ -1,8 +1,10 @@
-"""Schema state: initialise an empty database, upgrade on request, refuse an out-of-date one.
+"""Schema state: initialise an empty database, upgrade on request, wait out an out-of-date one.
 
 Migrations run only from here, called once by the supervisor before any core worker is asked to
 serve, or by `trackgate db upgrade`; never lazily from several workers (the SQLite migration races
-users of other tools have hit). A store constructor never migrates.
+users of other tools have hit). A store constructor never migrates, and a server never migrates a
+database that already has a schema: with many replicas, `trackgate db upgrade` is the one step,
+and every schema change (that, or the bootstrap of an empty database) holds the schema lock.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tracking_core.entities import LifecycleStage
 from tracking_core.settings import CoreSettings, mask_uri
 from tracking_core.store import tables
 from tracking_core.store.database import connect_failure, create_engine, is_mysql
+from tracking_core.store.schema_lock import SchemaLockTimeout, locked_transaction
 
 DEFAULT_EXPERIMENT_ID = 0
 DEFAULT_EXPERIMENT_NAME = "Default"
@@ -28,6 +31,10 @@ DEFAULT_EXPERIMENT_NAME = "Default"
 
 class SchemaError(Exception):
     """The database cannot be served as it is; the message says what to do."""
+
+
+class SchemaOutOfDate(SchemaError):
+    """The schema is older than this trackgate's: a server waits (not ready) for `trackgate db upgrade`."""
 
 
 def _alembic_config() -> AlembicConfig:
@@ -40,6 +47,10 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     assert head is not None
     return head
+
+
+def known_revisions() -> set[str]:
+    return {script.revision for script in ScriptDirectory.from_config(_alembic_config()).walk_revisions()}
 
 
 def _state(sync_conn: sa.Connection) -> tuple[str | None, set[str]]:
@@ -83,7 +94,8 @@ def join_uri(root: str, *parts: str) -> str:
 
 
 async def _run(uri: str, config: CoreSettings, action: Any) -> Any:
-    """`action(conn)` in one transaction; SchemaError saying why when the database cannot be opened."""
+    """`action(conn)` in one transaction holding the schema lock; SchemaError saying why when the
+    database cannot be opened."""
     try:
         engine = create_engine(config, uri)
     except ValueError as exc:  # mysql_tls.MySQLTLSError: a TLS file that cannot be used
@@ -98,8 +110,10 @@ async def _run(uri: str, config: CoreSettings, action: Any) -> Any:
             reason = connect_failure(exc.orig, config, uri)
             raise SchemaError(mask_uri(f"Cannot open the database {mask_uri(uri)}: {reason}")) from None
         try:
-            async with connection.begin():
+            async with locked_transaction(connection):
                 return await action(connection)
+        except SchemaLockTimeout as exc:
+            raise SchemaError(f"Cannot change the schema of {mask_uri(uri)}: {exc}.") from None
         finally:
             await connection.close()
     finally:
@@ -123,9 +137,14 @@ async def prepare(config: CoreSettings, uri: str | None = None) -> None:
                 f"database?). Point {option} at a new database."
             )
         if current is None:
-            await conn.run_sync(_upgrade)
-        elif current != head:
+            await conn.run_sync(_upgrade)  # an empty database: nobody's data to migrate
+        elif current not in known_revisions():
             raise SchemaError(
+                f"The database schema (revision {current}) is newer than this trackgate knows (it needs "
+                f"{head}): a newer release upgraded it. Run that release."
+            )
+        elif current != head:
+            raise SchemaOutOfDate(
                 f"The database schema is out of date (revision {current}, this trackgate needs {head}). "
                 f"Back it up, then run: trackgate db upgrade {mask_uri(uri)}"
             )
