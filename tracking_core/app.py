@@ -9,7 +9,9 @@ from aiohttp import web
 from tracking_core import identity, middleware, ui
 from tracking_core.api import artifacts, artifacts_only, experiments, logged_models, meta, run_artifacts, runs
 from tracking_core.api.registry import ENDPOINTS as REGISTRY_ENDPOINTS
-from tracking_core.api.routing import add_endpoints
+from tracking_core.api.routing import GUARD, add_endpoints
+from tracking_core.authz import guard as authz
+from tracking_core.authz.routes import AUTH_ENDPOINTS
 from tracking_core.keys import CONFIG, STORES, Stores
 from tracking_core.settings import CoreSettings
 from tracking_core.store.database import Database, create_engine
@@ -47,7 +49,8 @@ async def _stores_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def build_app(config: CoreSettings) -> web.Application:
     app = web.Application(
-        middlewares=[middleware.errors, identity.identity], client_max_size=config.max_body_mb * 1024 * 1024
+        middlewares=[middleware.errors, identity.identity, authz.authorize],
+        client_max_size=config.max_body_mb * 1024 * 1024,
     )
     app[CONFIG] = config
     prefix = config.static_prefix
@@ -58,6 +61,10 @@ def build_app(config: CoreSettings) -> web.Application:
     if not config.artifacts_only:
         app.cleanup_ctx.append(_stores_ctx)
         add_endpoints(app, prefix, TRACKING_ENDPOINTS)
+        if config.authorization:  # only when the gateway authenticates; an open server stays open
+            app.cleanup_ctx.append(authz.authz_ctx)
+            app[GUARD] = authz.guard
+            add_endpoints(app, prefix, AUTH_ENDPOINTS)
         run_artifacts.add_routes(app, prefix)
         ui.add_routes(app, prefix)
     else:

@@ -40,6 +40,11 @@ class Endpoint:
         return [(method, path) for path in paths for method in self.methods]
 
 
+# Runs an endpoint in place of calling its handler directly: authorization installs one
+# (tracking_core.authz.guard) that checks the caller against the endpoint's rule first.
+Guard = Callable[[web.Request, "Endpoint", dict[str, Any]], Awaitable[dict[str, Any]]]
+GUARD = web.AppKey("endpoint_guard", Guard)
+
 _JSON_METHODS = ("POST", "PUT")
 
 
@@ -80,6 +85,9 @@ def _adapter(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.Stream
             # Path parameters (e.g. /logged-models/{model_id}) count as request fields too.
             body.update(request.match_info)
             args = wire.parse_message(endpoint.request, body)
+        guard = request.app.get(GUARD)
+        if guard is not None:
+            return json_response(await guard(request, endpoint, args))
         return json_response(await endpoint.handler(request, args))
 
     return handle

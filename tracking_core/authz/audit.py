@@ -1,0 +1,112 @@
+"""The audit log: one record per state-changing request, permission change and artifact download.
+
+Records are queued in memory and written in batches (every FLUSH_SECONDS, or sooner when
+BATCH are waiting), so heavy metric logging pays for an append, not a transaction per call.
+Each record also goes to the `trackgate.audit` logger as one JSON line. A record holds who, how,
+from where, what, on which resource and the outcome; never a body, a header, a token or a secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tracking_core.errors import MlflowError
+from tracking_core.store import audit as audit_store
+from tracking_core.store.clock import now_ms
+from tracking_core.store.database import Database
+
+log = logging.getLogger("trackgate.audit")
+
+FLUSH_SECONDS = 0.5
+BATCH = 500
+MAX_QUEUED = 50_000
+PRUNE_EVERY_SECONDS = 3600.0
+DAY_MS = 86_400_000
+
+
+def outcome(status: int) -> str:
+    if status < 400:
+        return "allowed"
+    return "denied" if status in (401, 403) else "failed"
+
+
+class AuditSink:
+    def __init__(self, db: Database, retention_days: int) -> None:
+        self._db = db
+        self._retention_days = retention_days
+        self._queue: list[dict[str, Any]] = []
+        self._wake = asyncio.Event()
+
+    def record(self, **fields: Any) -> None:
+        entry = {"time_ms": now_ms(), **fields}
+        log.info("%s", orjson.dumps(entry).decode())
+        if len(self._queue) >= MAX_QUEUED:  # the database is away: keep the log line, drop the row
+            return
+        self._queue.append(entry)
+        if len(self._queue) >= BATCH:
+            self._wake.set()
+
+    async def flush(self) -> None:
+        batch, self._queue = self._queue, []
+        try:
+            await audit_store.insert(self._db, batch)
+        except Exception as exc:  # the records are in the log stream already; never fail a request
+            log.warning("could not store %d audit records: %s", len(batch), type(exc).__name__)
+
+    async def _run(self) -> None:
+        last_prune = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), FLUSH_SECONDS)
+            self._wake.clear()
+            await self.flush()
+            if loop.time() - last_prune > PRUNE_EVERY_SECONDS:
+                last_prune = loop.time()
+                with contextlib.suppress(Exception):
+                    # A few slices per round; the rest next time, so pruning never hogs the writer.
+                    await audit_store.prune(self._db, now_ms() - self._retention_days * DAY_MS, max_slices=10)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        task = asyncio.create_task(self._run())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await self.flush()
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_DOWNLOAD_MARKS = ("/get-artifact", "/mlflow-artifacts/artifacts/", "/mlflow-artifacts/presigned/")
+
+
+def audited(request: web.Request) -> bool:
+    if request.method in _WRITES:
+        return True
+    return request.method == "GET" and any(mark in request.path for mark in _DOWNLOAD_MARKS)
+
+
+def action_of(request: web.Request) -> str:
+    """The route, not the concrete URL: `POST /api/2.0/mlflow/runs/log-metric`."""
+    route = request.match_info.route.resource
+    where = route.canonical if route is not None else request.path
+    return f"{request.method} {where}"[:128]
+
+
+def status_of(exc: BaseException) -> int:
+    if isinstance(exc, MlflowError):
+        return exc.status
+    if isinstance(exc, web.HTTPException):
+        return exc.status
+    return 500

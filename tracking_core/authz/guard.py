@@ -1,0 +1,142 @@
+"""The one check: before every endpoint (by its rule) and every other route (by its path rule),
+plus what must follow a successful create, rename or delete, and the audit record of each request.
+
+Installed only when the gateway authenticates (`CoreSettings.authorization`); an open server runs
+none of this, as `mlflow server` without its auth app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from tracking_core.api import experiments, registered_models, runs
+from tracking_core.api.routing import Endpoint
+from tracking_core.authz.audit import AuditSink, action_of, audited, outcome, status_of
+from tracking_core.authz.caller import Caller, CallerCache
+from tracking_core.authz.locate import Locator
+from tracking_core.authz.paths import check_path
+from tracking_core.authz.permissions import EXPERIMENT, REGISTERED_MODEL
+from tracking_core.authz.routes import RULES, Kind, Rule
+from tracking_core.authz.state import AUTHZ, CALLER, DETAIL, RESOURCE, Authz, current, denied, require, require_admin
+from tracking_core.keys import CONFIG, STORES
+from tracking_core.store import grants as grant_store
+
+USER_TAG = runs.USER_TAG
+
+
+async def authz_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Runs after the stores' context: it uses their database."""
+    config, db = app[CONFIG], app[STORES].db
+    sink = AuditSink(db, config.audit_retention_days)
+    app[AUTHZ] = Authz(config, db, CallerCache(db, config), Locator(db), sink)
+    async with sink.running():
+        yield
+
+
+async def _user_tag_kept(request: web.Request, caller: Caller, a: dict[str, Any]) -> None:
+    """`mlflow.user` says who created the run; only that user may write it, and only unchanged."""
+    if caller.is_admin:
+        return
+    if "tags" in a:
+        touched = [t.get("value") for t in a["tags"] or () if t.get("key") == USER_TAG]
+    elif a.get("key") == USER_TAG:
+        touched = [a.get("value")]
+    else:
+        return
+    if not touched:
+        return
+    run = await request.app[STORES].runs.get(str(a["run_id"]))
+    owner = run["info"].get("user_id")
+    if caller.subject != owner or any(value != owner for value in touched):
+        raise denied(f"Permission denied: the '{USER_TAG}' tag of a run records who created it and cannot be changed.")
+
+
+async def _after(request: web.Request, caller: Caller, handler: Any, a: dict[str, Any], out: dict[str, Any]) -> None:
+    """Creators get MANAGE; grants follow a registered model through a rename and go with it."""
+    az = request.app[AUTHZ]
+    changed = True
+    async with az.db.write() as conn:
+        if handler is experiments.create and caller.subject:
+            await grant_store.grant(conn, caller.subject, EXPERIMENT, str(out["experiment_id"]), "MANAGE", True)
+        elif handler is registered_models.create and caller.subject:
+            await grant_store.grant(conn, caller.subject, REGISTERED_MODEL, a["name"], "MANAGE", True)
+        elif handler is registered_models.rename:
+            await grant_store.rename_resource(conn, REGISTERED_MODEL, a["name"], a["new_name"])
+        elif handler is registered_models.delete:
+            await grant_store.forget_resource(conn, REGISTERED_MODEL, a["name"])
+        else:
+            changed = False
+    if changed:
+        az.callers.clear()
+
+
+_AFTER = frozenset({experiments.create, registered_models.create, registered_models.rename, registered_models.delete})
+
+
+async def _check(request: web.Request, caller: Caller, rule: Rule | None, a: dict[str, Any]) -> None:
+    if rule is None:
+        require_admin(caller)  # an endpoint nobody classified: admins only, never open by omission
+        return
+    if rule.kind is Kind.CREATE and caller.subject is None:
+        raise denied("Permission denied: an unauthenticated caller cannot create.")
+    if rule.kind is not Kind.RESOURCE or rule.find is None:
+        return
+    for resource in await rule.find(request.app[AUTHZ].locator, a):
+        if resource is None:
+            continue  # unknown id: the handler answers RESOURCE_DOES_NOT_EXIST
+        request.setdefault(RESOURCE, resource)
+        require(caller, resource, rule.need)
+    if rule.user_tag:
+        await _user_tag_kept(request, caller, a)
+
+
+async def guard(request: web.Request, endpoint: Endpoint, a: dict[str, Any]) -> dict[str, Any]:
+    """Called by the routing adapter instead of `endpoint.handler` when authorization is on."""
+    caller = await current(request)
+    assert caller is not None  # guard is installed only with AUTHZ
+    await _check(request, caller, RULES.get(endpoint.handler), a)
+    out = await endpoint.handler(request, a)
+    if endpoint.handler in _AFTER:
+        await _after(request, caller, endpoint.handler, a, out)
+    return out
+
+
+def _record(request: web.Request, status: int) -> None:
+    caller = request.get(CALLER)
+    resource = request.get(RESOURCE) or (None, None)
+    request.app[AUTHZ].audit.record(
+        subject=caller.subject if caller else None,
+        auth_method=caller.method if caller else None,
+        client=(request.remote or "")[:64] or None,
+        action=action_of(request),
+        resource_type=resource[0],
+        resource_id=str(resource[1])[:256] if resource[1] is not None else None,
+        outcome=outcome(status),
+        status=status,
+        detail=request.get(DETAIL),
+    )
+
+
+@web.middleware
+async def authorize(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Path rules for the non-Endpoint routes, and the audit record (after the identity middleware)."""
+    if AUTHZ not in request.app:
+        return await handler(request)
+    record = audited(request)
+    try:
+        if request.match_info.handler is not None:
+            caller = await current(request)
+            assert caller is not None
+            await check_path(request, caller)
+        response = await handler(request)
+    except BaseException as exc:
+        if record:
+            _record(request, status_of(exc))
+        raise
+    if record:
+        _record(request, response.status)
+    return response
