@@ -102,6 +102,9 @@ def _configure_sqlite(engine: sa.Engine, busy_timeout_ms: int = SQLITE_BUSY_TIME
 
     @event.listens_for(engine, "begin")
     def on_begin(conn: sa.Connection) -> None:
+        # Inline writes begin on the driver (sqlite_inline); SQLAlchemy then only joins them.
+        if getattr(conn.connection.dbapi_connection, "in_transaction", False):
+            return
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("tg_write") else "BEGIN")
 
 

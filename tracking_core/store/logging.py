@@ -14,14 +14,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.entities import MAX_DOUBLE
 from tracking_core.errors import invalid, not_found
+from tracking_core.store import sqlite_writes as sql
 from tracking_core.store import tables
 from tracking_core.store.database import Database
 from tracking_core.store.logged_models import require_model
-from tracking_core.store.runs import RUN_NAME_TAG, require_run
+from tracking_core.store.runs import RUN_NAME_TAG, active_run, require_run
+from tracking_core.store.sqlite_inline import driver as sqlite_driver
 from tracking_core.store.upsert import insert_ignore, upsert
 
 P, M, L = tables.params, tables.metrics, tables.latest_metrics
@@ -86,23 +89,51 @@ _UPDATE_LATEST = (
         dataset_digest=sa.bindparam("b_dataset_digest"),
     )
 )
+_LATEST_VALUES = ("step", "timestamp", "value", "is_nan", "model_id", "dataset_name", "dataset_digest")
 
 
-async def _write_metrics(conn: AsyncConnection, run: Any, points: list[MetricPoint]) -> None:
-    if not points:
+def _pg_upsert_latest() -> Any:
+    """PostgreSQL: insert the latest point or replace the stored one if the new one sorts after it,
+    in one statement (and one round trip) instead of an insert and an update."""
+    stmt = postgresql.insert(L)
+    newer = sa.tuple_(L.c.step, L.c.timestamp, L.c.value) < sa.tuple_(
+        stmt.excluded.step, stmt.excluded.timestamp, stmt.excluded.value)
+    return stmt.on_conflict_do_update(
+        index_elements=[L.c.run_id, L.c.key], set_={c: stmt.excluded[c] for c in _LATEST_VALUES}, where=newer)
+
+
+_PG_UPSERT_LATEST = _pg_upsert_latest()
+
+
+async def _write_latest(conn: AsyncConnection, newest: list[dict[str, Any]]) -> None:
+    if conn.dialect.name == "postgresql":
+        await conn.execute(_PG_UPSERT_LATEST, newest)
         return
-    rows = [p.row(run.run_id) for p in points]
-    await insert_ignore(conn, M, rows)
-    # Points logged against a model are that model's metrics too (LoggedModel.data.metrics).
-    await insert_ignore(conn, tables.logged_model_metrics, [
-        {"model_id": r["model_id"], "key": r["key"], "timestamp": r["timestamp"], "step": r["step"],
-         "run_id": r["run_id"], "value": r["value"], "is_nan": r["is_nan"], "experiment_id": run.experiment_id,
-         "dataset_name": r["dataset_name"], "dataset_digest": r["dataset_digest"]}
-        for r in rows if r["model_id"]
-    ])
-    newest = _newest(rows)
     await insert_ignore(conn, L, newest)
     await conn.execute(_UPDATE_LATEST, [{"b_" + k: v for k, v in r.items()} for r in newest])
+
+
+async def _write_metrics(conn: AsyncConnection, run_id: str, experiment_id: int, points: list[MetricPoint]) -> None:
+    if not points:
+        return
+    rows = [p.row(run_id) for p in points]
+    # Points logged against a model are that model's metrics too (LoggedModel.data.metrics).
+    model_rows = [
+        {"model_id": r["model_id"], "key": r["key"], "timestamp": r["timestamp"], "step": r["step"],
+         "run_id": r["run_id"], "value": r["value"], "is_nan": r["is_nan"], "experiment_id": experiment_id,
+         "dataset_name": r["dataset_name"], "dataset_digest": r["dataset_digest"]}
+        for r in rows if r["model_id"]
+    ]
+    newest = _newest(rows)
+    driver = sqlite_driver(conn)
+    if driver is not None:
+        sql.many(driver, sql.INSERT_METRICS, sql.metric_tuples(rows))
+        sql.many(driver, sql.INSERT_MODEL_METRICS, [tuple(r.values()) for r in model_rows])
+        sql.many(driver, sql.UPSERT_LATEST, sql.metric_tuples(newest))
+        return
+    await insert_ignore(conn, M, rows)
+    await insert_ignore(conn, tables.logged_model_metrics, model_rows)
+    await _write_latest(conn, newest)
 
 
 async def _write_params(conn: AsyncConnection, run_id: str, params: list[tuple[str, str]]) -> None:
@@ -113,8 +144,12 @@ async def _write_params(conn: AsyncConnection, run_id: str, params: list[tuple[s
     if duplicates:
         raise invalid(f"Duplicate parameter keys have been submitted: {duplicates}. Please ensure the request "
                       "contains only one param value per param key.")
-    logged = await conn.execute(sa.select(P.c.key, P.c.value).where(P.c.run_id == run_id, P.c.key.in_(keys)))
-    existing = dict(logged.all())
+    driver = sqlite_driver(conn)
+    if driver is not None:
+        existing = sql.params_of(driver, run_id, keys)
+    else:
+        logged = await conn.execute(sa.select(P.c.key, P.c.value).where(P.c.run_id == run_id, P.c.key.in_(keys)))
+        existing = dict(logged.all())
     conflicts = [(k, existing[k], v) for k, v in params if k in existing and existing[k] != v]
     if conflicts:
         detail = ", ".join(f"key='{k}', old value='{old}', new value='{new}'" for k, old, new in conflicts)
@@ -123,6 +158,9 @@ async def _write_params(conn: AsyncConnection, run_id: str, params: list[tuple[s
             f"different values: [{detail}]."
         )
     new = [{"run_id": run_id, "key": k, "value": v} for k, v in sorted(params) if k not in existing]
+    if driver is not None:
+        sql.many(driver, sql.INSERT_PARAMS, [(run_id, r["key"], r["value"]) for r in new])
+        return
     await insert_ignore(conn, P, new)
 
 
@@ -130,6 +168,12 @@ async def _write_tags(conn: AsyncConnection, run_id: str, tags: list[tuple[str, 
     if not tags:
         return
     latest = dict(tags)  # the same key twice in one batch: the last value wins
+    driver = sqlite_driver(conn)
+    if driver is not None:
+        sql.many(driver, sql.UPSERT_TAGS, [(run_id, k, v) for k, v in sorted(latest.items())])
+        if RUN_NAME_TAG in latest:
+            driver.execute(sql.RENAME_RUN, (latest[RUN_NAME_TAG], run_id))
+        return
     await upsert(conn, tables.run_tags, [{"run_id": run_id, "key": k, "value": v} for k, v in sorted(latest.items())],
                  ["value"])
     if RUN_NAME_TAG in latest:
@@ -148,9 +192,9 @@ class RunLogStore:
         tags: list[tuple[str, str]],
     ) -> None:
         async with self.db.write() as conn:
-            run = await require_run(conn, run_id)
+            experiment_id = await active_run(conn, run_id)
             await _write_params(conn, run_id, params)
-            await _write_metrics(conn, run, metrics)
+            await _write_metrics(conn, run_id, experiment_id, metrics)
             await _write_tags(conn, run_id, tags)
 
     async def delete_tag(self, run_id: str, key: str) -> None:

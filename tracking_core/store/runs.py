@@ -17,6 +17,7 @@ from tracking_core.search import page_token
 from tracking_core.search.runs import select_runs
 from tracking_core.store import experiments as experiment_queries
 from tracking_core.store import run_json, tables
+from tracking_core.store import sqlite_writes as sql
 from tracking_core.store.clock import now_ms
 from tracking_core.store.database import Database
 from tracking_core.store.id_lists import chunks
@@ -24,6 +25,7 @@ from tracking_core.store.names import random_run_name
 from tracking_core.store.rows import plain_rows
 from tracking_core.store.run_render import render_info, render_metric
 from tracking_core.store.schema import join_uri
+from tracking_core.store.sqlite_inline import driver as sqlite_driver
 from tracking_core.store.upsert import upsert
 
 R = tables.runs
@@ -146,6 +148,21 @@ async def _edges(
     return inputs, outputs
 
 
+_RUN_STATE = sa.select(R.c.experiment_id, R.c.lifecycle_stage).where(R.c.run_id == sa.bindparam("run_id"))
+
+
+async def active_run(conn: AsyncConnection, run_id: str) -> int:
+    """The experiment id of an active run, from two columns; the error `require_run` gives otherwise."""
+    driver = sqlite_driver(conn)
+    if driver is not None:
+        row = sql.one(driver, sql.RUN_STATE, (run_id,))
+    else:
+        row = (await conn.execute(_RUN_STATE, {"run_id": run_id})).first()
+    if row is None or row[1] != LifecycleStage.ACTIVE:
+        await require_run(conn, run_id)  # raises the right error (rare: read the row only then)
+    return int(row[0])
+
+
 async def require_run(conn: AsyncConnection, run_id: str, *, active: bool = True) -> Any:
     row = (await conn.execute(_RUN_BY_ID, {"run_id": run_id})).first()
     if row is None:
@@ -192,10 +209,19 @@ class RunStore:
         }
         tag_rows = [{"run_id": run_id, "key": k, "value": v} for k, v in tag_map.items()]
         async with self.db.write() as conn:
-            experiment = await experiment_queries.require_active(conn, experiment_id)
-            row["artifact_uri"] = join_uri(experiment.artifact_location, run_id, "artifacts")
-            await conn.execute(_INSERT_RUN, row)
-            await conn.execute(_INSERT_TAG, tag_rows)
+            driver = sqlite_driver(conn)
+            if driver is not None:
+                experiment = sql.one(driver, sql.EXPERIMENT_STATE, (experiment_id,))
+                if experiment is None or experiment[1] != LifecycleStage.ACTIVE:
+                    await experiment_queries.require_active(conn, experiment_id)  # raises the right error
+                row["artifact_uri"] = join_uri(experiment[0], run_id, "artifacts")
+                driver.execute(sql.INSERT_RUN, tuple(row[c] for c in _RunRow._fields))
+                sql.many(driver, sql.INSERT_TAGS, [(run_id, t["key"], t["value"]) for t in tag_rows])
+            else:
+                experiment = await experiment_queries.require_active(conn, experiment_id)
+                row["artifact_uri"] = join_uri(experiment.artifact_location, run_id, "artifacts")
+                await conn.execute(_INSERT_RUN, row)
+                await conn.execute(_INSERT_TAG, tag_rows)
         # A new run has exactly what was just written; no need to read it back.
         tags = [{"key": t["key"], "value": t["value"]} for t in sorted(tag_rows, key=lambda t: t["key"])]
         return {"info": render_info(SimpleNamespace(**row)), "data": {"tags": tags}, "inputs": {}, "outputs": {}}
@@ -210,15 +236,23 @@ class RunStore:
     async def update(
         self, run_id: str, status: RunStatus | None, end_time: int | None, run_name: str | None
     ) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        if status is not None:
+            values["status"] = status.value
+        if end_time is not None:
+            values["end_time"] = end_time
+        if run_name:
+            values["name"] = run_name
         async with self.db.write() as conn:
-            await require_run(conn, run_id)
-            values: dict[str, Any] = {}
-            if status is not None:
-                values["status"] = status.value
-            if end_time is not None:
-                values["end_time"] = end_time
+            await active_run(conn, run_id)
+            driver = sqlite_driver(conn)
+            if driver is not None:
+                if run_name:
+                    driver.execute(sql.UPSERT_TAGS, (run_id, RUN_NAME_TAG, run_name))
+                if values:
+                    sql.update_run(driver, run_id, values)
+                return render_info(_RunRow(*sql.one(driver, sql.RUN_ROW, (run_id,))))
             if run_name:
-                values["name"] = run_name
                 await upsert(conn, tables.run_tags, [{"run_id": run_id, "key": RUN_NAME_TAG, "value": run_name}],
                              ["value"])
             if values:

@@ -9,12 +9,20 @@ one writer at a time anyway, nothing is lost by not overlapping them.
 What keeps the loop from stalling: WAL mode (readers never wait for writers), a short busy
 timeout on these connections, and `BEGIN IMMEDIATE` retried with `asyncio.sleep` back-off when
 another process (a second worker, a backup tool) holds the write lock.
+
+Writes go through one connection kept open for the process's lifetime (SQLite admits one writer
+anyway), and their transaction is begun and ended on the driver connection itself: a transaction
+through SQLAlchemy's pool, its events and its Transaction object costs several times the few
+statements of a `log_metric`. The hot write statements run on the driver too (`driver()`, see
+`sqlite_writes`); everything else still goes through SQLAlchemy on the same connection, inside
+the same transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -37,6 +45,8 @@ class InlineConnection:
     def __init__(self, connection: sa.Connection) -> None:
         self.sync_connection = connection
         self.dialect = connection.dialect
+        # The sqlite3 connection underneath, for the statements that skip SQLAlchemy.
+        self.driver: sqlite3.Connection = connection.connection.dbapi_connection  # type: ignore[assignment]
 
     async def execute(self, statement: Any, parameters: Any = None) -> sa.CursorResult[Any]:
         return self.sync_connection.execute(statement, parameters)
@@ -56,8 +66,19 @@ class InlineConnection:
             yield
 
 
-def _is_locked(exc: sa.exc.OperationalError) -> bool:
-    return "locked" in str(exc.orig) or "busy" in str(exc.orig)
+def driver(conn: object) -> sqlite3.Connection | None:
+    """The sqlite3 connection behind an inline connection; None on any other backend."""
+    return getattr(conn, "driver", None) if isinstance(conn, InlineConnection) else None
+
+
+def _is_locked(exc: sqlite3.Error) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+
+
+def _as_sqlalchemy(exc: sqlite3.Error) -> sa.exc.DBAPIError:
+    """A driver error from the statements that skip SQLAlchemy, as the error SQLAlchemy would have
+    raised, so that the core's one error mapping (locked -> 503, ...) sees the same type."""
+    return sa.exc.DBAPIError.instance(None, None, exc, sqlite3.Error)
 
 
 class InlineSQLite:
@@ -65,10 +86,10 @@ class InlineSQLite:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        self._write_engine = engine.execution_options(tg_write=True)
         # Held across the whole write so that two requests of this process never race for
         # SQLite's lock (the loser would spin in the retry below for nothing).
         self._write_lock = asyncio.Lock()
+        self._writer: sa.Connection | None = None
 
     @contextlib.contextmanager
     def _connect(self, engine: sa.Engine) -> Iterator[sa.Connection]:
@@ -82,34 +103,62 @@ class InlineSQLite:
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[InlineConnection]:
+        """One transaction on the write connection, committed before the block's caller goes on."""
         async with self._write_lock:
-            conn, transaction = await self._begin_write()
+            inline = await self._begin_write()
             try:
-                yield InlineConnection(conn)
-                transaction.commit()
+                yield inline
+                inline.driver.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._end_failed(inline)
+                raise _as_sqlalchemy(exc) from exc
             except BaseException:
-                transaction.rollback()
+                self._end_failed(inline)
                 raise
             finally:
-                conn.close()
+                if self._writer is not None and self._writer.in_transaction():
+                    # SQLAlchemy's own bookkeeping for statements it ran in this transaction; the
+                    # driver has already ended it, so this sends nothing.
+                    self._writer.rollback()
 
-    async def _begin_write(self) -> tuple[sa.Connection, sa.RootTransaction]:
+    def _end_failed(self, inline: InlineConnection) -> None:
+        try:
+            if inline.driver.in_transaction:
+                inline.driver.execute("ROLLBACK")
+        except sqlite3.Error:
+            # A connection that cannot even roll back is replaced for the next write.
+            self._close_writer()
+
+    def _write_connection(self) -> InlineConnection:
+        if self._writer is None or self._writer.closed or self._writer.invalidated:
+            self._close_writer()
+            self._writer = self.engine.connect()
+        return InlineConnection(self._writer)
+
+    async def _begin_write(self) -> InlineConnection:
         deadline = time.monotonic() + WRITE_LOCK_PATIENCE_S
         delay = 0.002
         while True:
-            conn = self._write_engine.connect()
+            inline = self._write_connection()
             try:
-                return conn, conn.begin()  # emits BEGIN IMMEDIATE (see database._configure_sqlite)
-            except sa.exc.OperationalError as exc:
-                conn.close()
+                inline.driver.execute("BEGIN IMMEDIATE")
+                return inline
+            except sqlite3.Error as exc:
                 if not _is_locked(exc) or time.monotonic() > deadline:
-                    raise
+                    raise _as_sqlalchemy(exc) from exc
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+            self._writer = None
 
     def ping(self) -> None:
         with self._connect(self.engine) as conn:
             conn.execute(sa.text("SELECT 1"))
 
     def close(self) -> None:
+        self._close_writer()
         self.engine.dispose()
