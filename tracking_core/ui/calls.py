@@ -1,8 +1,8 @@
 """The UI reads and writes through the API's own handlers: one data path, one set of checks.
 
 A page calls `call(request, ENDPOINTS, "experiments/search", filter=...)` and gets exactly the
-dict the REST endpoint would serialise: the same validation, the same store functions, and
-whatever permission filtering that layer applies to the caller of `request`.
+dict the REST endpoint would serialise: the same validation, the same store functions, and the
+same authorization guard (routing.GUARD) for the caller of `request`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import orjson
 from aiohttp import web
 
 from tracking_core.api import wire
-from tracking_core.api.routing import Endpoint
+from tracking_core.api.routing import GUARD, Endpoint
 
 
 def find(endpoints: Iterable[Endpoint], path: str) -> Endpoint:
@@ -29,7 +29,9 @@ async def call(
 ) -> dict[str, Any]:
     endpoint = find(endpoints, endpoint_path)
     args = wire.parse_message(endpoint.request, {k: v for k, v in body.items() if v is not None})
-    result = await endpoint.handler(request, args)
+    # With authorization on, the adapter runs every endpoint through its guard; so does the UI.
+    guard = request.app.get(GUARD)
+    result = await (guard(request, endpoint, args) if guard is not None else endpoint.handler(request, args))
     # Stores may hand back pre-serialised JSON (orjson.Fragment, the SQLite fast path); a page
     # wants plain values, exactly what an API client would decode.
     return orjson.loads(orjson.dumps(result))  # type: ignore[no-any-return]
