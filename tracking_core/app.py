@@ -7,7 +7,16 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from tracking_core import identity, middleware, ui
-from tracking_core.api import artifacts, artifacts_only, experiments, logged_models, meta, run_artifacts, runs
+from tracking_core.api import (
+    artifacts,
+    artifacts_only,
+    experiments,
+    logged_models,
+    meta,
+    run_artifacts,
+    runs,
+    ui_helpers,
+)
 from tracking_core.api.registry import ENDPOINTS as REGISTRY_ENDPOINTS
 from tracking_core.api.routing import GUARD, add_endpoints
 from tracking_core.authz import guard as authz
@@ -24,7 +33,7 @@ from tracking_core.store.runs import RunStore
 
 TRACKING_ENDPOINTS = (
     *experiments.ENDPOINTS, *runs.ENDPOINTS, *logged_models.ENDPOINTS, *run_artifacts.ENDPOINTS,
-    *REGISTRY_ENDPOINTS,
+    *REGISTRY_ENDPOINTS, *ui_helpers.ENDPOINTS,
 )
 
 
@@ -66,6 +75,7 @@ def build_app(config: CoreSettings) -> web.Application:
             app[GUARD] = authz.guard
             add_endpoints(app, prefix, AUTH_ENDPOINTS)
         run_artifacts.add_routes(app, prefix)
+        ui_helpers.add_routes(app, prefix)
         ui.add_routes(app, prefix)
     else:
         paths = [path for path, _ in run_artifacts.DOWNLOAD_ROUTES]
