@@ -20,6 +20,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.entities import LifecycleStage
+from tracking_core.importer.detect import import_command, looks_like_mlflow
 from tracking_core.settings import CoreSettings, mask_uri
 from tracking_core.store import tables
 from tracking_core.store.database import connect_failure, create_engine, is_mysql
@@ -120,6 +121,17 @@ async def _run(uri: str, config: CoreSettings, action: Any) -> Any:
         await engine.dispose()
 
 
+def _refuse_mlflow(uri: str, table_names: set[str]) -> None:
+    """MLflow's own database cannot be served or upgraded (its history is not ours): say so, and
+    give the command that imports it instead."""
+    if looks_like_mlflow(table_names):
+        raise SchemaError(
+            f"The database {mask_uri(uri)} is an MLflow tracking database. trackgate does not serve or upgrade "
+            f"MLflow's schema; import it into a new trackgate database instead:\n  "
+            + import_command(mask_uri(uri), "sqlite:///trackgate.db")
+        )
+
+
 async def prepare(config: CoreSettings, uri: str | None = None) -> None:
     """Make a database servable: initialise it if empty, else check it is current.
 
@@ -131,6 +143,7 @@ async def prepare(config: CoreSettings, uri: str | None = None) -> None:
 
     async def action(conn: AsyncConnection) -> None:
         current, table_names = await conn.run_sync(_state)
+        _refuse_mlflow(uri, table_names)
         if current is None and "experiments" in table_names:
             raise SchemaError(
                 f"The database {mask_uri(uri)} holds tables that trackgate did not create (an MLflow "
@@ -168,7 +181,8 @@ async def upgrade(config: CoreSettings, uri: str) -> tuple[str | None, str]:
     """`trackgate db upgrade`: migrate to head; returns (revision before, revision after)."""
 
     async def action(conn: AsyncConnection) -> tuple[str | None, str]:
-        before, _ = await conn.run_sync(_state)
+        before, table_names = await conn.run_sync(_state)
+        _refuse_mlflow(uri, table_names)
         await conn.run_sync(_upgrade)
         await _ensure_default_experiment(conn, config.effective_default_artifact_root)
         return before, head_revision()
