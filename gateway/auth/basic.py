@@ -8,7 +8,12 @@ random key (the cache holds no password, and its keys are useless outside this p
 - every RECHECK seconds a hit re-reads the user's stored hash (one indexed row), so a changed
   password or a deleted user stops working within seconds on every replica;
 - concurrent first requests with the same credential share one hash check (single flight), and
-  hash checks run in threads, at most HASH_CONCURRENCY at once (scrypt takes 128 MiB each).
+  hash checks run in threads, at most HASH_CONCURRENCY at once (scrypt takes 128 MiB each);
+- the hash threads are shared fairly: one client address has at most PER_ADDRESS_HASHES checks
+  running or queued for a thread, the rest of its checks wait behind its own, so a flood of wrong
+  passwords from one address cannot make everyone else's sign-in wait for it;
+- a credential that passed is remembered as known good for KNOWN_GOOD_SECONDS (the same HMAC
+  key), so the failure throttle does not lock it out with a neighbour's wrong passwords.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ log = logging.getLogger("trackgate.auth.basic")
 RECHECK = 5.0
 MAX_ENTRIES = 10_000
 HASH_CONCURRENCY = 2
+PER_ADDRESS_HASHES = 1
+KNOWN_GOOD_SECONDS = 86400.0
 CHALLENGE = 'Basic realm="trackgate", charset="UTF-8"'
 REFUSED = "Invalid username or password."
 
@@ -101,6 +108,28 @@ def parse_basic(header: str) -> tuple[str, str] | None:
     return user, password
 
 
+class FairSlots:
+    """The hash threads, handed out first come first served among client addresses, each address
+    holding at most `per_address` places in that line."""
+
+    def __init__(self, total: int, per_address: int) -> None:
+        self._total = asyncio.Semaphore(total)
+        self._per_address = per_address
+        self._addresses: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def slot(self, address: str) -> AsyncIterator[None]:
+        own, users = self._addresses.setdefault(address, (asyncio.Semaphore(self._per_address), [0]))
+        users[0] += 1
+        try:
+            async with own, self._total:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._addresses[address]
+
+
 class BasicAuthenticator:
     name = "basic"
     consumed = Consumed(headers=frozenset({"authorization"}))
@@ -111,7 +140,8 @@ class BasicAuthenticator:
         self._key = secrets.token_bytes(32)
         self._cache: OrderedDict[bytes, _Entry] = OrderedDict()
         self._inflight: dict[bytes, asyncio.Future[StoredUser | None]] = {}
-        self._hashing = asyncio.Semaphore(HASH_CONCURRENCY)
+        self._hashing = FairSlots(HASH_CONCURRENCY, PER_ADDRESS_HASHES)
+        self._known: OrderedDict[bytes, float] = OrderedDict()
 
     def challenge(self) -> str:
         return CHALLENGE
@@ -120,13 +150,28 @@ class BasicAuthenticator:
         header = request.headers.get("Authorization")
         if header is None or (credentials := parse_basic(header)) is None:
             return None
-        user = await self.check(*credentials)
+        user = await self.check(*credentials, address=request.remote or "")
         if user is None:
             raise AuthenticationFailed(REFUSED, challenge=CHALLENGE)
         return Identity(subject=user.name, method=self.name, is_admin=user.is_admin)
 
-    async def check(self, name: str, password: str) -> StoredUser | None:
-        key = hmac.new(self._key, name.encode() + b"\0" + password.encode(), hashlib.sha256).digest()
+    def known_good(self, request: web.Request) -> bool:
+        """This exact user and password passed within KNOWN_GOOD_SECONDS (it is checked again all
+        the same; this only decides whether a throttled address may have it checked)."""
+        try:
+            credentials = parse_basic(request.headers.get("Authorization", ""))
+        except AuthenticationFailed:
+            return False
+        if credentials is None:
+            return False
+        passed = self._known.get(self._cache_key(*credentials))
+        return passed is not None and time.monotonic() - passed < KNOWN_GOOD_SECONDS
+
+    def _cache_key(self, name: str, password: str) -> bytes:
+        return hmac.new(self._key, name.encode() + b"\0" + password.encode(), hashlib.sha256).digest()
+
+    async def check(self, name: str, password: str, address: str = "") -> StoredUser | None:
+        key = self._cache_key(name, password)
         now = time.monotonic()
         entry = self._cache.get(key)
         if entry is not None and now - entry.verified_at < self._ttl:
@@ -147,7 +192,7 @@ class BasicAuthenticator:
         self._cache.pop(key, None)
         pending = self._inflight.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(self._verify(name, password))
+            pending = asyncio.ensure_future(self._verify(name, password, address))
             self._inflight[key] = pending
             pending.add_done_callback(lambda _: self._inflight.pop(key, None))
         # shield: one caller going away must not cancel the check the others wait for.
@@ -155,14 +200,17 @@ class BasicAuthenticator:
         if user is not None:
             stamp = time.monotonic()
             self._cache[key] = _Entry(user, stamp, stamp)
-            while len(self._cache) > MAX_ENTRIES:
-                self._cache.popitem(last=False)
+            self._known[key] = stamp
+            self._known.move_to_end(key)
+            for bounded in (self._cache, self._known):
+                while len(bounded) > MAX_ENTRIES:
+                    bounded.popitem(last=False)
         return user
 
-    async def _verify(self, name: str, password: str) -> StoredUser | None:
+    async def _verify(self, name: str, password: str, address: str) -> StoredUser | None:
         user = await self._sources.find(name)
         stored = user.password_hash if user is not None else passwords.dummy_hash()
-        async with self._hashing:
+        async with self._hashing.slot(address):
             try:
                 ok = await asyncio.to_thread(passwords.verify, stored, password)
             except passwords.UnsupportedHash:

@@ -60,6 +60,14 @@ class BearerAuthenticator:
     def challenge(self) -> str:
         return CHALLENGE
 
+    def known_good(self, request: web.Request) -> bool:
+        """This token was accepted and is still remembered (the throttle lets it through)."""
+        scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        known = self._accepted.get(hashlib.sha256(token.strip().encode()).digest())
+        return known is not None and time.time() < known.until
+
     async def authenticate(self, request: web.Request) -> Identity | None:
         scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
         if scheme.lower() != "bearer":

@@ -22,7 +22,7 @@ from multidict import CIMultiDict
 from gateway import keys
 from gateway.auth.base import AuthenticationFailed
 from gateway.auth.paths import SkipAuth, normalise
-from gateway.auth.throttle import FailureThrottle
+from gateway.auth.throttle import FailureThrottle, TooManyAttempts, claimed_user
 from gateway.config import Config
 from gateway.errors import mlflow_error
 
@@ -60,26 +60,34 @@ def build_auth_middleware(config: Config) -> Middleware:
         if chain is None or skip.exempt(request.raw_path):
             return await handler(request)
         address = request.remote or ""
-        if "Authorization" in request.headers and (wait := throttle.retry_after(address)) is not None:
-            return mlflow_error(
-                429, "RESOURCE_EXHAUSTED", "Too many failed sign-in attempts; retry later.",
-                {"Retry-After": str(int(wait) + 1)},
-            )
-        for authenticator in chain.authenticators:
-            try:
-                identity = await authenticator.authenticate(request)
-            except AuthenticationFailed as exc:
-                log.info(
-                    "request %s: %s authentication refused: %s (from %s)",
-                    request.get(keys.request_id), authenticator.name, exc.message, request.remote,
-                )
-                throttle.failed(address)
-                challenge = exc.challenge or authenticator.challenge()
-                return unauthenticated(exc.message, [challenge] if challenge else [])
-            if identity is not None:
-                request[keys.identity] = identity
-                request[keys.consumed] = authenticator.consumed
-                return await handler(request)
+        authorization = request.headers.get("Authorization")
+        user = claimed_user(authorization or "")
+        identity = None
+        try:
+            # Checked and reserved with no await in between, so a parallel burst is counted whole.
+            wait = throttle.retry_after(address, user) if authorization is not None else None
+            if wait is not None and not chain.known_good(request):  # one accepted before keeps working
+                raise TooManyAttempts(wait)
+            with throttle.attempt(address, user, in_flight=authorization is not None) as attempt:
+                for authenticator in chain.authenticators:
+                    try:
+                        identity = await authenticator.authenticate(request)
+                    except AuthenticationFailed as exc:
+                        log.info(
+                            "request %s: %s authentication refused: %s (from %s)",
+                            request.get(keys.request_id), authenticator.name, exc.message, request.remote,
+                        )
+                        attempt.failed()
+                        challenge = exc.challenge or authenticator.challenge()
+                        return unauthenticated(exc.message, [challenge] if challenge else [])
+                    if identity is not None:
+                        break
+        except TooManyAttempts as exc:
+            return mlflow_error(429, "RESOURCE_EXHAUSTED", str(exc), {"Retry-After": str(int(exc.retry_after) + 1)})
+        if identity is not None:
+            request[keys.identity] = identity
+            request[keys.consumed] = authenticator.consumed
+            return await handler(request)
         try:
             path = normalise(request.raw_path, prefix)
         except UnicodeDecodeError:

@@ -53,6 +53,12 @@ class AuthChain:
     def challenges(self) -> list[str]:
         return [c for a in self.authenticators if (c := a.challenge())]
 
+    def known_good(self, request: web.Request) -> bool:
+        """Whether a method accepted this very credential recently (`known_good(request)`, optional
+        on a method): the throttle lets it through, so a lockout does not spread to it."""
+        return any((check := getattr(a, "known_good", None)) is not None and check(request)
+                   for a in self.authenticators)
+
 
 def install(app: web.Application) -> None:
     """Add the routes of the enabled methods now, and open them at startup (cleanup_ctx)."""
