@@ -1,7 +1,8 @@
 """The one place where failures become responses.
 
 `MlflowError` → its code and status; database trouble that may pass (lock timeouts, lost
-connections, pool exhaustion) → 503 TEMPORARILY_UNAVAILABLE so the client retries; anything
+connections, pool exhaustion) → 503 TEMPORARILY_UNAVAILABLE so the client retries; a query the
+database will always refuse → 400 (see `store.db_errors`); an unreadable body → 400; anything
 else → 500 INTERNAL_ERROR with the details only in the log, next to the request id. A client
 never sees a traceback.
 """
@@ -13,9 +14,11 @@ from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from tracking_core.api.routing import json_response
 from tracking_core.errors import ErrorCode, MlflowError
+from tracking_core.store import db_errors
 
 log = logging.getLogger("trackgate.core")
 
@@ -52,10 +55,27 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             error = MlflowError(ErrorCode.BAD_REQUEST, f"Method {request.method} is not allowed on {request.path}.")
             return error_response(error, status=405)
         raise
-    except (sa.exc.OperationalError, sa.exc.TimeoutError, sa.exc.InterfaceError) as exc:
-        log.warning("database unavailable (request %s): %s", request_id, type(exc).__name__)
+    except RequestPayloadError as exc:
+        # A body that cannot be read as sent (bad Content-Encoding, truncated chunking) is the client's.
+        return error_response(MlflowError(ErrorCode.INVALID_PARAMETER_VALUE, f"Request body could not be read: {exc}"))
+    except (sa.exc.SQLAlchemyError, OverflowError) as exc:
+        failure = db_errors.classify(exc)
+        if failure is db_errors.Failure.TRANSIENT:
+            log.warning("database unavailable (request %s): %s", request_id, type(exc).__name__)
+            return error_response(
+                MlflowError(ErrorCode.TEMPORARILY_UNAVAILABLE, "The database is temporarily unavailable; retry.")
+            )
+        if failure is db_errors.Failure.REFUSED:
+            # Deterministic: a retry fails the same way, so never the retried 503.
+            log.info("database refused a query (request %s): %s", request_id, type(exc).__name__)
+            return error_response(MlflowError(
+                ErrorCode.INVALID_PARAMETER_VALUE,
+                "The database cannot run this request as given (a value out of range or a query too "
+                "complex); narrow the filter or correct the values.",
+            ))
+        log.exception("unhandled database error in %s %s (request %s)", request.method, request.path, request_id)
         return error_response(
-            MlflowError(ErrorCode.TEMPORARILY_UNAVAILABLE, "The database is temporarily unavailable; retry.")
+            MlflowError(ErrorCode.INTERNAL_ERROR, f"Internal error; see the server log for request {request_id}.")
         )
     except Exception:
         log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request_id)

@@ -70,13 +70,18 @@ def experiment_name(name: Any) -> str:
     return name
 
 
+INT64_MAX = 2**63 - 1
+_DIGITS = re.compile(r"\d{1,19}")
+
+
 def experiment_id(value: Any) -> int:
-    try:
-        return int(str(value))
-    except (TypeError, ValueError):
-        raise invalid(
-            f"Invalid experiment ID '{value}'. Experiment ID must be a valid integer."
-        ) from None
+    """An experiment id as the database holds it: digits that fit a 64-bit column (a 400-digit
+    id is a client error, not an overflow inside the driver)."""
+    text = value if isinstance(value, str) else str(value)
+    if _DIGITS.fullmatch(text) and int(text) <= INT64_MAX:
+        return int(text)
+    shown = text if len(text) <= 40 else text[:40] + "..."
+    raise invalid(f"Invalid experiment ID '{shown}'. Experiment ID must be a valid integer.")
 
 
 def run_id(value: Any) -> str:

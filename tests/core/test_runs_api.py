@@ -126,7 +126,7 @@ async def test_metric_value_encodings(api: Api, sent: object, stored: object) ->
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
-        ({"key": "m", "value": True, "timestamp": 1}, "Invalid value True"),
+        ({"key": "m", "value": True, "timestamp": 1}, "Invalid value true"),
         ({"key": "m", "timestamp": 1}, "value"),
         ({"key": "m", "value": 1.0}, "timestamp"),
         ({"key": "m", "value": 1.0, "timestamp": -1}, "timestamp"),

@@ -2,19 +2,24 @@
 
 Each endpoint declares its request message as a tuple of `Field`s; `parse_body` (JSON) and
 `parse_query` (GET query strings) turn what the client sent into plain Python values:
-int64 as number or numeric string, doubles with "NaN"/"Infinity" strings, enums by name or
-number (an unknown name counts as unset, as in MLflow), camelCase accepted as well as
-snake_case but not both, unknown fields ignored. Declaring shapes as data keeps the door
-open for a generated OpenAPI document.
+int64 as number or numeric string (range-checked: a value a 64-bit column cannot hold is the
+client's mistake, not a 500), doubles with "NaN"/"Infinity" strings, enums by name or number
+(an unknown name counts as unset, as in MLflow), camelCase accepted as well as snake_case but
+not both, unknown fields ignored. JSON types are held as strictly as MLflow's protobuf parsing
+holds them: a number where a string belongs, or a lone value where a list belongs, is 400
+INVALID_PARAMETER_VALUE, never silently converted. The same declarations generate the
+OpenAPI document (`tracking_core.api.openapi`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+import orjson
 from multidict import MultiMapping
 
 from tracking_core.errors import invalid
@@ -56,36 +61,60 @@ def _missing(name: str) -> Exception:
     )
 
 
+def _shown(value: Any) -> str:
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:
+        text = repr(value)
+    return text if len(text) <= 100 else text[:100] + "..."
+
+
 def _bad(name: str, value: Any) -> Exception:
-    return invalid(f"Invalid value {value!r} for parameter '{name}' supplied.")
+    # MLflow's wording, so a client (or a person) sees the same message from either server.
+    return invalid(
+        f"Invalid value {_shown(value)} for parameter '{name}' supplied:  Hint: Value was of type "
+        f"'{type(value).__name__}'. See the API docs for more information about request parameters."
+    )
+
+
+_RANGES = {INT64: (-(2**63), 2**63 - 1), INT32: (-(2**31), 2**31 - 1)}
+_INTEGER_TEXT = re.compile(r"\s*[-+]?\d{1,40}\s*")
+
+
+def _integer(f: Field, value: Any) -> int:
+    if isinstance(value, bool):
+        raise _bad(f.name, value)
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)  # orjson reads integers past 64 bits as floats (1e30, 2**64)
+    elif isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
+        number = int(value)
+    else:
+        raise _bad(f.name, value)
+    low, high = _RANGES[f.kind]
+    if not low <= number <= high:
+        bits = 64 if f.kind == INT64 else 32
+        raise invalid(
+            f"Invalid value {_shown(value)} for parameter '{f.name}' supplied: it is out of range for a "
+            f"{bits}-bit integer ({low} to {high})."
+        )
+    return number
 
 
 def _convert(f: Field, value: Any, from_query: bool) -> Any:
     if f.kind == STRING:
         if isinstance(value, str):
             return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
         raise _bad(f.name, value)
     if f.kind in (INT64, INT32):
-        if isinstance(value, bool):
-            raise _bad(f.name, value)
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                pass
-        raise _bad(f.name, value)
+        return _integer(f, value)
     if f.kind == DOUBLE:
         if isinstance(value, bool):
             raise _bad(f.name, value)
         if isinstance(value, (int, float)):
             return float(value)
-        if isinstance(value, str):
+        if isinstance(value, str) and len(value) <= 400:
             try:
                 return float(value)  # accepts "NaN", "Infinity", "-Infinity" and numeric strings
             except ValueError:
@@ -94,7 +123,8 @@ def _convert(f: Field, value: Any, from_query: bool) -> Any:
     if f.kind == BOOL:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
+        # Only a query string spells booleans as text; MLflow refuses "true" in a JSON body.
+        if from_query and isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
         raise _bad(f.name, value)
     if f.kind == ENUM:
@@ -102,7 +132,7 @@ def _convert(f: Field, value: Any, from_query: bool) -> Any:
         if isinstance(value, str):
             try:
                 return f.enum[value.upper()] if not value.isdigit() else (f.enum_numbers or {}).get(int(value))
-            except KeyError:
+            except (KeyError, ValueError):
                 return None
         if isinstance(value, int) and not isinstance(value, bool):
             return (f.enum_numbers or {}).get(value)
@@ -112,6 +142,14 @@ def _convert(f: Field, value: Any, from_query: bool) -> Any:
             raise _bad(f.name, value)
         return parse_message(f.fields, value)
     raise AssertionError(f"unknown field kind {f.kind}")
+
+
+def _item(f: Field, value: Any) -> Any:
+    """One element of a repeated JSON field. MLflow lets numbers through as elements of a
+    repeated string (`experiment_ids: [5]` searches experiment "5"), so that one leniency stays."""
+    if f.kind == STRING and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return _convert(f, value, False)
 
 
 def _raw(f: Field, data: Mapping[str, Any]) -> Any:
@@ -134,9 +172,9 @@ def parse_message(fields: tuple[Field, ...], data: Mapping[str, Any]) -> dict[st
             if raw is None:
                 items: list[Any] = []
             elif isinstance(raw, list):
-                items = [_convert(f, item, False) for item in raw]
+                items = [_item(f, item) for item in raw]
             else:
-                items = [_convert(f, raw, False)]
+                raise _bad(f.name, raw)  # MLflow refuses a lone value where a list belongs
             if f.required and not items:
                 raise _missing(f.name)
             out[f.name] = items

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from tracking_core import validation
 from tracking_core.entities import LifecycleStage, ViewType
 from tracking_core.errors import invalid
 from tracking_core.search.parser import Value, ValueKind
@@ -33,12 +34,7 @@ def experiment_id(value: Value, label: str) -> int:
     # MLflow's wire format carries experiment ids as strings, so both '1' and 1 are accepted.
     if value.kind not in (ValueKind.STRING, ValueKind.NUMBER):
         raise invalid(f"Expected a quoted string value for {label} (e.g. '1'). Got value {value.text}")
-    try:
-        return int(value.value)
-    except ValueError:
-        raise invalid(
-            f"Invalid experiment ID '{value.value}'. Experiment ID must be a valid integer."
-        ) from None
+    return validation.experiment_id(value.value)
 
 
 

@@ -21,6 +21,14 @@ from enum import Enum
 
 from tracking_core.errors import MlflowError, invalid
 
+# Bounds on what a filter may ask of the database. A filter past them can never succeed (SQLite
+# stops at an expression depth of 1000; a huge LIKE pattern costs seconds per row scan), so it is
+# refused up front with a message saying which bound, rather than sent and failed as a 503 the
+# client would retry. MLflow's own client, UI and docs stay far inside them.
+MAX_FILTER_LENGTH = 20_000
+MAX_FILTER_CLAUSES = 100
+MAX_LIKE_PATTERN_LENGTH = 1_000
+
 
 class TokenKind(Enum):
     WORD = "word"  # identifiers and keywords; may contain dots (`tags.mlflow.runName`)
@@ -248,7 +256,13 @@ def _comparison(cursor: _Cursor) -> Comparison:
     word = token.value.upper() if token.kind is TokenKind.WORD else None
     if token.kind is TokenKind.OP or word in ("LIKE", "ILIKE", "IN"):
         comparator = word or token.value
-        return Comparison(identifier, comparator, _value(cursor, start))
+        value = _value(cursor, start)
+        if word in ("LIKE", "ILIKE") and len(value.value) > MAX_LIKE_PATTERN_LENGTH:
+            raise invalid(
+                f"The {word} pattern for '{identifier.text}' is {len(value.value)} characters long; "
+                f"the limit is {MAX_LIKE_PATTERN_LENGTH}."
+            )
+        return Comparison(identifier, comparator, value)
     if word == "NOT" and cursor.is_word("in"):
         cursor.next()
         return Comparison(identifier, "NOT IN", _value(cursor, start))
@@ -267,6 +281,11 @@ def parse_filter(text: str | None) -> list[Comparison]:
     """Parse a filter string into comparisons that are all to hold (an empty filter → [])."""
     if text is None or not text.strip():
         return []
+    if len(text) > MAX_FILTER_LENGTH:
+        raise invalid(
+            f"The filter string is {len(text)} characters long; the limit is {MAX_FILTER_LENGTH}. "
+            "Split the search into narrower ones."
+        )
     cursor = _Cursor(text)
     comparisons = [_comparison(cursor)]
     while (token := cursor.next()) is not None:
@@ -274,6 +293,11 @@ def parse_filter(text: str | None) -> list[Comparison]:
             raise _invalid_clause(cursor, token.start, token)
         if cursor.peek() is None:
             raise invalid(f"Invalid filter string {text!r}: expected a condition after '{token.text}'")
+        if len(comparisons) == MAX_FILTER_CLAUSES:
+            raise invalid(
+                f"The filter string has more than {MAX_FILTER_CLAUSES} conditions joined by AND; "
+                f"the limit is {MAX_FILTER_CLAUSES}."
+            )
         comparisons.append(_comparison(cursor))
     return comparisons
 

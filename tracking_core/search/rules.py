@@ -38,6 +38,9 @@ def number(value: Value, label: str) -> float:
     return float(value.value)
 
 
+INT64_RANGE = (-(2**63), 2**63 - 1)
+
+
 def integer(value: Value, label: str) -> int:
     """A whole number for an integer column (`1e12` is fine, `1.5` is not)."""
     parsed = number(value, label)
@@ -45,9 +48,13 @@ def integer(value: Value, label: str) -> int:
         raise invalid(f"Expected an integer value for {label}. Found {value.text}")
     # int() of the literal keeps millisecond timestamps beyond 2**53 exact.
     try:
-        return int(value.value)
+        whole = int(value.value)
     except ValueError:
-        return int(parsed)
+        whole = int(parsed)
+    # A literal no 64-bit column can hold would overflow inside the database driver (a 500).
+    if not INT64_RANGE[0] <= whole <= INT64_RANGE[1]:
+        raise invalid(f"Value {value.text} for {label} is out of range for a 64-bit integer.")
+    return whole
 
 
 @dataclass(frozen=True)
