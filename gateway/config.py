@@ -21,6 +21,7 @@ from typing import Any
 
 from gateway.config_auth import JwtIssuer, validate_auth
 from gateway.config_security import startup_warnings, unknown_variables, validate_exposure
+from tracking_core.importer.detect import import_command, mlflow_file_store
 from tracking_core.settings import PERMISSION_NAMES, CoreSettings, mask_uri
 
 
@@ -466,7 +467,13 @@ def _validate(v: dict[str, Any], sources: Mapping[str, str]) -> list[str]:
         if uri is None:
             continue
         scheme = uri.split(":", 1)[0].split("+", 1)[0].lower()
-        if "://" not in uri or scheme not in _SUPPORTED_DB_SCHEMES:
+        if file_store := mlflow_file_store(uri):
+            # MLflow's ./mlruns folder: trackgate keeps runs in a database; importing is the way in.
+            problems.append(
+                f"{uri_name} {uri!r} is an MLflow file store (./mlruns); trackgate keeps runs in a database. "
+                f"Import it first: {import_command(file_store, 'sqlite:///trackgate.db')}{where(uri_name)}."
+            )
+        elif "://" not in uri or scheme not in _SUPPORTED_DB_SCHEMES:
             problems.append(
                 f"{uri_name} must be a database URI such as sqlite:///trackgate.db or "
                 f"postgresql://user@host/db, not {mask_uri(uri)!r}{where(uri_name)}."

@@ -55,5 +55,16 @@ def is_mlruns(path: str | os.PathLike[str]) -> bool:
     return any((child / "meta.yaml").is_file() for child in root.iterdir() if child.name.isdigit())
 
 
+def mlflow_file_store(uri: str) -> str | None:
+    """The folder a `--backend-store-uri` names when it is MLflow's file store (`./mlruns`,
+    `file:./mlruns`, `file:///abs/mlruns`), else None."""
+    path = uri[len("file:") :] if uri.startswith("file:") else uri
+    if path.startswith("//"):
+        path = path[2:]
+    if "://" in path or not is_mlruns(path):
+        return None
+    return path
+
+
 def import_command(source: str, target: str) -> str:
     return f"trackgate import-mlflow --from {source} --to {target}"
