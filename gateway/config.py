@@ -168,6 +168,9 @@ SETTINGS: tuple[Setting, ...] = (
         ("MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX",),
         optional=True,
     ),
+    Setting("artifact_allowed_locations", Strings, (), "Artifact locations outside --artifacts-destination and "
+            "--default-artifact-root that the server may read and experiments may use (URI prefixes, any "
+            "scheme); everything else is refused."),
     # -- Authorization (tracking_core/authz): enforced whenever `auth` lists a method ----------
     Setting("default_permission", str, "READ", "Permission on experiments and registered models a caller "
             "has no grant on: READ, USE, EDIT, MANAGE or NO_PERMISSIONS."),

@@ -38,6 +38,9 @@ class CoreSettings:
     mysql_ssl_cert: str | None = None
     mysql_ssl_key: str | None = None
     model_version_source_regex: str | None = None
+    # Artifact locations outside the artifact roots that the server may still read and that
+    # experiments may use (URI prefixes: s3://other-bucket/models, /srv/shared, ...).
+    artifact_allowed_locations: tuple[str, ...] = ()
     # Authorization (tracking_core/authz): on exactly when the gateway authenticates (`auth` lists
     # its methods; an open server stays open, as `mlflow server` is).
     auth: tuple[str, ...] = ()
@@ -86,7 +89,7 @@ class CoreSettings:
         return dataclasses.replace(self, **changes)
 
 
-_TUPLES = ("auth", "admin_users", "admin_groups")
+_TUPLES = ("auth", "admin_users", "admin_groups", "artifact_allowed_locations")
 PERMISSION_NAMES = ("READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS")
 
 _URI_PASSWORD = re.compile(r"(?<=://)([^:/@]+):([^@]*)@")
