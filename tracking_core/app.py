@@ -11,6 +11,7 @@ from tracking_core.api import (
     artifacts,
     artifacts_only,
     experiments,
+    graphql_api,
     logged_models,
     meta,
     run_artifacts,
@@ -76,6 +77,7 @@ def build_app(config: CoreSettings) -> web.Application:
             add_endpoints(app, prefix, AUTH_ENDPOINTS)
         run_artifacts.add_routes(app, prefix)
         ui_helpers.add_routes(app, prefix)
+        graphql_api.add_routes(app, prefix)
         ui.add_routes(app, prefix)
     else:
         paths = [path for path, _ in run_artifacts.DOWNLOAD_ROUTES]
