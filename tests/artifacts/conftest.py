@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests.artifacts.azurite_server import AzuriteServer, azurite
 from tests.artifacts.ftp_server import FtpServer, pyftpdlib_server
 from tests.artifacts.sshd_server import SshServer, openssh_server
 from tests.artifacts.stores import GcsServer, S3Server, environment, gcs_emulator, moto_s3
@@ -45,6 +46,12 @@ def sshd() -> Iterator[SshServer]:
 
 
 @pytest.fixture(scope="session")
+def azurite_server() -> Iterator[AzuriteServer]:
+    with azurite() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def gcs_server() -> Iterator[GcsServer]:
     with gcs_emulator() as server:
         yield server
@@ -67,10 +74,13 @@ def destination_for(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -
     if kind == "sftp":
         ssh: SshServer = request.getfixturevalue("sshd")
         return ssh.uri(prefix), ssh.env
+    if kind in ("wasbs", "abfss"):
+        az: AzuriteServer = request.getfixturevalue("azurite_server")
+        return az.uri(prefix, kind), az.env
     raise AssertionError(f"unknown store {kind}")
 
 
-STORES = ["local", "s3", "gcs", "ftp", "ftps", "sftp"]
+STORES = ["local", "s3", "gcs", "ftp", "ftps", "sftp", "wasbs", "abfss"]
 
 
 @pytest.fixture(params=STORES)

@@ -23,15 +23,18 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, timeou
 
 @contextlib.contextmanager
 def daemon(
-    argv: list[str], port: int, log: Path, env: dict[str, str] | None = None
+    argv: list[str], port: int, log: Path, env: dict[str, str] | None = None, graceful: bool = True
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`argv` running until the block ends, once it accepts connections on `port`."""
+    """`argv` running until the block ends, once it accepts connections on `port`; then terminated,
+    or killed outright when not `graceful` (a server whose data is throwaway anyway)."""
     with open(log, "wb") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         wait_for_port(port, process, log)
         yield process
     finally:
+        if process.poll() is None and not graceful:
+            process.kill()
         if process.poll() is None:
             process.terminate()
             try:
