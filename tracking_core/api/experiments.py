@@ -7,8 +7,10 @@ from typing import Any
 from aiohttp import web
 
 from tracking_core import validation
+from tracking_core.api import location_checks
 from tracking_core.api.routing import Endpoint
 from tracking_core.api.wire import ENUM, INT64, KEY_VALUE, MESSAGE, Field, page
+from tracking_core.authz.state import visible
 from tracking_core.entities import VIEW_TYPE_NUMBERS, LifecycleStage, ViewType
 from tracking_core.errors import invalid
 from tracking_core.keys import stores
@@ -21,6 +23,7 @@ async def create(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
         validation.length(location, validation.MAX_ARTIFACT_LOCATION_LENGTH, "artifact_location")
         if location.startswith("runs:"):
             raise invalid(f"Artifact location cannot be a runs:/ URI. Given: '{location}'")
+        location_checks.experiment_location(request, location)
     tags = [(validation.key(t["key"]), t["value"] or "") for t in a["tags"]]
     for _, value in tags:
         validation.length(value, validation.MAX_EXPERIMENT_TAG_VALUE_LENGTH, "Experiment tag value")
@@ -42,7 +45,8 @@ async def search(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
         a["max_results"], 0, validation.MAX_RESULTS_SEARCH_EXPERIMENTS, required=True
     )
     found, token = await stores(request).experiments.search(
-        a["filter"], a["view_type"] or ViewType.ACTIVE_ONLY, a["order_by"], max_results, a["page_token"]
+        a["filter"], a["view_type"] or ViewType.ACTIVE_ONLY, a["order_by"], max_results, a["page_token"],
+        visible=await visible(request),
     )
     return page("experiments", found, token)
 

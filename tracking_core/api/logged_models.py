@@ -9,6 +9,7 @@ from aiohttp import web
 from tracking_core import validation
 from tracking_core.api.routing import Endpoint
 from tracking_core.api.wire import BOOL, INT32, KEY_VALUE, MESSAGE, Field, page
+from tracking_core.authz.state import visible
 from tracking_core.errors import invalid
 from tracking_core.keys import stores
 from tracking_core.search.logged_models import ModelOrder
@@ -76,7 +77,8 @@ async def search(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     if any(not o.field_name for o in order_by):
         raise invalid("Missing value for required parameter 'field_name' of an order_by entry.")
     models, token = await stores(request).logged_models.search(
-        experiment_ids, a["filter"], a["datasets"], order_by, max_results, a["page_token"]
+        experiment_ids, a["filter"], a["datasets"], order_by, max_results, a["page_token"],
+        visible=await visible(request),
     )
     return page("models", models, token)
 

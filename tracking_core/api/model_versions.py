@@ -8,8 +8,10 @@ from aiohttp import web
 
 from tracking_core import registry_validation as rules
 from tracking_core import validation
+from tracking_core.api import location_checks
 from tracking_core.api.routing import Endpoint
 from tracking_core.api.wire import BOOL, INT64, KEY_VALUE, MESSAGE, Field, page
+from tracking_core.authz.state import visible
 from tracking_core.keys import CONFIG, stores
 
 MAX_RESULTS_DEFAULT = 10_000
@@ -25,6 +27,7 @@ async def create(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     source = rules.source(a["source"], request.app[CONFIG].model_version_source_regex)
     validation.length(a["run_link"], rules.MAX_RUN_LINK_LENGTH, "run_link")
     tags = [rules.tag(t["key"], t["value"], value_required=True) for t in a["tags"]]
+    await location_checks.version_source(request, source, a["run_id"], a["model_id"])
     version = await stores(request).registry.versions.create(
         name,
         source,
@@ -55,7 +58,7 @@ async def delete(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
 async def search(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     max_results = validation.max_results(a["max_results"], MAX_RESULTS_DEFAULT, MAX_RESULTS_LIMIT)
     found, token = await stores(request).registry.versions.search(
-        a["filter"], a["order_by"], max_results, a["page_token"]
+        a["filter"], a["order_by"], max_results, a["page_token"], visible=await visible(request)
     )
     return page("model_versions", found, token)
 

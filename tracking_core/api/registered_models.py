@@ -10,6 +10,7 @@ from tracking_core import registry_validation as rules
 from tracking_core import validation
 from tracking_core.api.routing import Endpoint
 from tracking_core.api.wire import INT64, KEY_VALUE, MESSAGE, Field, page
+from tracking_core.authz.state import visible
 from tracking_core.keys import stores
 
 MAX_RESULTS_DEFAULT = 100
@@ -53,7 +54,7 @@ async def delete(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
 async def search(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     max_results = validation.max_results(a["max_results"], MAX_RESULTS_DEFAULT, MAX_RESULTS_LIMIT)
     found, token = await stores(request).registry.models.search(
-        a["filter"], a["order_by"], max_results, a["page_token"]
+        a["filter"], a["order_by"], max_results, a["page_token"], visible=await visible(request)
     )
     return page("registered_models", found, token)
 

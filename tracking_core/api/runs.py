@@ -9,6 +9,7 @@ from aiohttp import web
 from tracking_core import validation
 from tracking_core.api.routing import Endpoint
 from tracking_core.api.wire import DOUBLE, ENUM, INT32, INT64, KEY_VALUE, MESSAGE, Field, page
+from tracking_core.authz.state import visible
 from tracking_core.entities import RUN_STATUS_NUMBERS, VIEW_TYPE_NUMBERS, LifecycleStage, RunStatus, ViewType
 from tracking_core.errors import invalid
 from tracking_core.identity import caller
@@ -169,7 +170,7 @@ async def search(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     experiment_ids = [validation.experiment_id(e) for e in a["experiment_ids"]]
     runs, token = await stores(request).runs.search(
         experiment_ids, a["filter"], a["run_view_type"] or ViewType.ACTIVE_ONLY, a["order_by"], max_results,
-        a["page_token"],
+        a["page_token"], visible=await visible(request),
     )
     return page("runs", runs, token)
 

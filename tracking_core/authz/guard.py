@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -24,6 +25,7 @@ from tracking_core.authz.routes import RULES, Kind, Rule
 from tracking_core.authz.state import AUTHZ, CALLER, DETAIL, RESOURCE, Authz, current, denied, require, require_admin
 from tracking_core.keys import CONFIG, STORES
 from tracking_core.store import grants as grant_store
+from tracking_core.store import tables
 
 USER_TAG = runs.USER_TAG
 
@@ -49,8 +51,8 @@ async def _user_tag_kept(request: web.Request, caller: Caller, a: dict[str, Any]
         return
     if not touched:
         return
-    run = await request.app[STORES].runs.get(str(a["run_id"]))
-    owner = run["info"].get("user_id")
+    async with request.app[AUTHZ].db.read() as conn:
+        owner = await conn.scalar(sa.select(tables.runs.c.user_id).where(tables.runs.c.run_id == str(a["run_id"])))
     if caller.subject != owner or any(value != owner for value in touched):
         raise denied(f"Permission denied: the '{USER_TAG}' tag of a run records who created it and cannot be changed.")
 

@@ -8,6 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tracking_core.authz.visibility import Visibility
+from tracking_core.authz.visibility import where as authz_where
 from tracking_core.entities import LifecycleStage, ViewType
 from tracking_core.errors import ErrorCode, MlflowError, already_exists, invalid, not_found
 from tracking_core.search import page_token
@@ -116,12 +118,22 @@ class ExperimentStore:
         return found[0]
 
     async def search(
-        self, filter_string: str | None, view_type: ViewType, order_by: list[str], max_results: int, token: str | None
+        self,
+        filter_string: str | None,
+        view_type: ViewType,
+        order_by: list[str],
+        max_results: int,
+        token: str | None,
+        visible: Visibility | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
+        """`visible`: only the experiments the caller may read (None: all), filtered in the query
+        so that every page is full."""
         offset = page_token.decode(token)
         stmt = select_experiments(
             filter_string=filter_string, view_type=view_type, order_by=order_by, limit=max_results + 1, offset=offset
         )
+        if visible is not None:
+            stmt = stmt.where(*authz_where(visible.experiment_clause(E.c.experiment_id)))
         async with self.db.read() as conn:
             ids = (await conn.execute(stmt)).scalars().all()
             found = await _load(conn, ids[:max_results])

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tracking_core.authz.visibility import Visibility
 from tracking_core.entities import LifecycleStage
 from tracking_core.errors import invalid, not_found
 from tracking_core.search import page_token
@@ -194,7 +195,11 @@ class LoggedModelStore:
         order_by: list[ModelOrder],
         max_results: int,
         token: str | None,
+        visible: Visibility | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
+        """`visible`: only models in experiments the caller may read (None: all)."""
+        if visible is not None:
+            experiment_ids = visible.readable_experiments(experiment_ids)
         # A token is only valid for the query it came from, as in MLflow.
         scope = hashlib.sha256(json.dumps(
             [experiment_ids, filter_string, datasets, [o.__dict__ for o in order_by]], sort_keys=True

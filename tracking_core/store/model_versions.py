@@ -14,6 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tracking_core.authz.visibility import Visibility
+from tracking_core.authz.visibility import where as authz_where
 from tracking_core.errors import ErrorCode, MlflowError, invalid
 from tracking_core.registry_validation import ACTIVE_STAGES
 from tracking_core.search.model_versions import select_model_versions
@@ -32,6 +34,7 @@ from tracking_core.store.registry_rows import (
     require_version,
     version_not_found,
 )
+from tracking_core.store.tables import registered_models
 from tracking_core.store.upsert import upsert
 
 READY = "READY"
@@ -213,9 +216,16 @@ class ModelVersionStore:
             return (await load_versions(conn, [(model.id, version)]))[0]
 
     async def search(
-        self, filter_string: str | None, order_by: list[str], max_results: int, token: str | None
+        self,
+        filter_string: str | None,
+        order_by: list[str],
+        max_results: int,
+        token: str | None,
+        visible: Visibility | None = None,
     ) -> tuple[list[Any], str | None]:
-        return await _search(self.db, filter_string, order_by, max_results, token)
+        """`visible`: only versions of models the caller may read (None: all), in the query."""
+        where = authz_where(visible.model_clause(registered_models.c.name)) if visible else ()
+        return await _search(self.db, filter_string, order_by, max_results, token, where)
 
     async def set_tag(self, name: str, version: int, key: str, value: str) -> None:
         async with self.db.write() as conn:

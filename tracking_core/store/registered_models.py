@@ -10,6 +10,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tracking_core.authz.visibility import Visibility
+from tracking_core.authz.visibility import where as authz_where
 from tracking_core.errors import already_exists, invalid, not_found
 from tracking_core.search.registered_models import select_registered_models
 from tracking_core.store import registry_json
@@ -103,9 +105,16 @@ class RegisteredModelStore:
             await conn.execute(RM.delete().where(RM.c.id == model.id))
 
     async def search(
-        self, filter_string: str | None, order_by: list[str], max_results: int, token: str | None
+        self,
+        filter_string: str | None,
+        order_by: list[str],
+        max_results: int,
+        token: str | None,
+        visible: Visibility | None = None,
     ) -> tuple[list[Any], str | None]:
-        return await _search(self.db, filter_string, order_by, max_results, token)
+        """`visible`: only the models the caller may read (None: all), filtered in the query."""
+        where = authz_where(visible.model_clause(RM.c.name)) if visible else ()
+        return await _search(self.db, filter_string, order_by, max_results, token, where)
 
     async def latest_versions(self, name: str, stages: list[str] | None) -> list[dict[str, Any]]:
         """The highest live version in each stage (each of `stages`, or every stage)."""

@@ -163,12 +163,21 @@ class PageSearch:
         self._render = render
 
     async def __call__(
-        self, db: Database, filter_string: str | None, order_by: list[str], max_results: int, token: str | None
+        self,
+        db: Database,
+        filter_string: str | None,
+        order_by: list[str],
+        max_results: int,
+        token: str | None,
+        where: Sequence[Any] = (),
     ) -> tuple[list[Any], str | None]:
+        """`where`: extra conditions, such as what the caller may read (tracking_core.authz)."""
         offset = page_token.decode(token)
         as_json = db.dialect in registry_json.SUPPORTED
         # Built (or found in the cache) before a connection is taken: a bad filter costs none.
         stmt = (self._json if as_json else self._rows)(filter_string, tuple(order_by), max_results + 1, offset)
+        if where:
+            stmt = stmt.where(*where)
         async with db.read() as conn:
             if as_json:
                 rows = await plain_rows(conn, stmt)

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tracking_core.authz.visibility import Visibility
 from tracking_core.entities import LifecycleStage, RunStatus, ViewType
 from tracking_core.errors import invalid, not_found
 from tracking_core.search import page_token
@@ -277,8 +278,12 @@ class RunStore:
         order_by: list[str],
         max_results: int,
         token: str | None,
+        visible: Visibility | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
+        """`visible`: only runs of experiments the caller may read (None: all)."""
         offset = page_token.decode(token)
+        if visible is not None:
+            experiment_ids = visible.readable_experiments(experiment_ids)
         if not experiment_ids:
             return [], None
         stmt = select_runs(
