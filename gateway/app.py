@@ -12,7 +12,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 import gateway
-from gateway import keys, proxy
+from gateway import keys, metrics, proxy
+from gateway.access_log import build_request_log_middleware
 from gateway.auth import registry as auth_registry
 from gateway.auth.middleware import build_auth_middleware
 from gateway.config import Config
@@ -58,6 +59,7 @@ def build_gateway_app(
     # last); the proxy session opens on the socket the supervisor bound and closes first.
     app.cleanup_ctx.append(supervisor_context(core_command, prepare_schema))
     app.cleanup_ctx.append(proxy.core_session_context)
+    metrics.install(app)  # its own listener, once the core is up (when configured)
     app.on_response_prepare.append(_stamp_response)
     app.on_response_prepare.append(drain.on_response_prepare)
     app.router.add_get("/healthz", healthz, allow_head=True)
@@ -91,6 +93,9 @@ def build_middlewares(drain: Drain, config: Config) -> list[Middleware]:
     middlewares: list[Middleware] = [drain.middleware, request_id_middleware, error_middleware]
     if config.trusted_proxies:
         middlewares.append(build_forwarded_middleware(TrustedProxies(config.trusted_proxies)))
+    # The request log (and metrics): after forwarding, so it records the client's address; around
+    # authentication, so it records who called and how, and every refusal.
+    middlewares.append(build_request_log_middleware(config))
     if config.auth:  # the same condition as auth_registry.install(), which opens the chain it uses
         middlewares.append(build_auth_middleware(config))
     return middlewares

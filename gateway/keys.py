@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from gateway.auth.oidc import SSO
     from gateway.auth.registry import AuthChain
     from gateway.drain import Drain
+    from gateway.metrics import Metrics
     from gateway.supervisor import Supervisor
     from gateway.tls import TlsContext
 
@@ -31,6 +32,9 @@ supervisor: web.AppKey[Supervisor] = web.AppKey("supervisor")
 
 # In-flight request tracking for the SIGTERM drain.
 drain: web.AppKey[Drain] = web.AppKey("drain")
+
+# Prometheus metrics (absent unless --metrics-address / --expose-prometheus): fed by the request log.
+metrics: web.AppKey[Metrics] = web.AppKey("metrics")
 
 # The one keep-alive HTTP session over the private Unix socket that the proxy forwards through.
 core_session = web.AppKey("core_session", aiohttp.ClientSession)

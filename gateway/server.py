@@ -14,6 +14,7 @@ from gateway import keys
 from gateway.app import build_gateway_app
 from gateway.config import Config
 from gateway.supervisor import CoreStartupError
+from tracking_core import log_format
 from tracking_core.settings import mask_uri
 
 log = logging.getLogger("trackgate.server")
@@ -113,12 +114,13 @@ async def stop(runner: web.AppRunner) -> None:
 
 
 def run(config: Config) -> int:
-    logging.basicConfig(
-        level=config.log_level.upper(), format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s"
-    )
-    # A line per request (aiohttp's access log) and alembic's migration chatter are noise at the
-    # default level; --log-level debug shows them.
+    log_format.configure(config.log_level, config.log_format, "gateway")
+    # aiohttp's access log and alembic's migration chatter are noise at the default level;
+    # --log-level debug shows them. The request log (gateway.access_log) is what log collectors
+    # want: on with --log-format json, a readable line per request with debug otherwise.
     quiet = logging.DEBUG if config.log_level.lower() == "debug" else logging.WARNING
     for name in ("aiohttp.access", "alembic"):
         logging.getLogger(name).setLevel(quiet)
+    if config.log_format != "json":
+        logging.getLogger("trackgate.access").setLevel(quiet)
     return asyncio.run(serve(config))

@@ -66,6 +66,7 @@ class Supervisor:
         self._procs: dict[int, asyncio.subprocess.Process] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._healthy = False
+        self.restarts = 0  # core workers restarted after dying (a metric)
         self._started = False
         self._stopping = False
         self._wake = asyncio.Event()
@@ -255,6 +256,7 @@ class Supervisor:
                 await asyncio.sleep(delay)
                 try:
                     self._procs[slot] = await self._spawn(slot)
+                    self.restarts += 1
                     break
                 except OSError as exc:
                     delay = min(max(delay * 2, 0.25), MAX_BACKOFF)

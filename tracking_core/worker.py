@@ -8,12 +8,12 @@ so the kernel spreads connections and a restarted worker picks up where a dead o
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import socket
 
 from aiohttp import web
 
+from tracking_core import log_format
 from tracking_core.app import build_app
 from tracking_core.contract import SETTINGS_ENV
 from tracking_core.settings import CoreSettings
@@ -24,12 +24,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--listen-fd", type=int, required=True)
     args = parser.parse_args(argv)
     config = CoreSettings.from_json(os.environ[SETTINGS_ENV])
-    logging.basicConfig(
-        level=config.log_level.upper(), format=f"%(asctime)s core[{os.getpid()}] %(levelname)s %(message)s"
+    log_format.configure(
+        config.log_level, config.log_format, "core",
+        text_format=f"%(asctime)s core[{os.getpid()}] %(levelname)s %(message)s",
     )
     sock = socket.socket(fileno=args.listen_fd)
+    app = build_app(config)
+    # Outermost, and here rather than in build_app: it serves this process's log lines only.
+    app.middlewares.insert(0, log_format.request_context)
     web.run_app(
-        build_app(config),
+        app,
         sock=sock,
         shutdown_timeout=config.drain_timeout,
         print=None,
