@@ -1,0 +1,89 @@
+"""An import killed halfway (SIGKILL, no chance to clean up) resumes where it stopped.
+
+The source is an MLflow SQLite store created by the real `mlflow` client; its metric histories are
+bulk-inserted into MLflow's own `metrics` table (logging 200,000 points through the client would
+take minutes), which is the shape MLflow writes them in.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.importer.processes import import_argv, import_env, run_import
+
+pytestmark = pytest.mark.slow
+
+RUNS, POINTS_PER_RUN = 20, 10_000
+
+
+def _source(path: Path) -> str:
+    uri = f"sqlite:///{path}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("big")
+    run_ids = [client.create_run(experiment, run_name=f"r{i}").info.run_id for i in range(RUNS)]
+    with sqlite3.connect(path) as db:
+        db.executemany(
+            "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (?, ?, ?, ?, ?, 0)",
+            (
+                (key, step * 0.5, 1_000 + step, run, step)
+                for run in run_ids
+                for key in ("loss", "acc")
+                for step in range(POINTS_PER_RUN // 2)
+            ),
+        )
+    return uri
+
+
+def _points(path: Path, run_column: str) -> set[tuple[object, ...]]:
+    with sqlite3.connect(path) as db:
+        return set(db.execute(f"SELECT {run_column}, key, step, timestamp, value, is_nan FROM metrics"))
+
+
+def _count(path: Path) -> int:
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as db:
+            return int(db.execute("SELECT count(*) FROM metrics").fetchone()[0])
+    except sqlite3.OperationalError:  # schema not created yet
+        return 0
+
+
+def test_killed_import_resumes_without_duplicates(tmp_path: Path) -> None:
+    source_path, target_path = tmp_path / "mlflow.db", tmp_path / "trackgate.db"
+    source = _source(source_path)
+    target = f"sqlite:///{target_path}"
+    total = RUNS * POINTS_PER_RUN
+
+    process = subprocess.Popen(
+        import_argv(source, target, "--batch-size", "200", "--quiet"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=import_env(),
+    )
+    deadline = time.monotonic() + 300
+    while _count(target_path) < total // 4 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert process.poll() is None, "the import finished before it could be interrupted"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    interrupted = _count(target_path)
+    assert 0 < interrupted < total
+
+    resumed = run_import(source, target, "--batch-size", "200")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "metric histories resumed at run" in resumed.stdout
+    assert _count(target_path) == total
+    assert _points(target_path, "run_id") == _points(source_path, "run_uuid")
+
+    again = run_import(source, target)
+    assert again.returncode == 0, again.stderr
+    assert _count(target_path) == total
