@@ -37,6 +37,7 @@ class ServerSpec:
     ready_path: str
     extra_args: tuple[str, ...] = ()
     skip: frozenset[str] = frozenset()  # scenarios left out by default (see bench/README.md)
+    backend_uri: str | None = None  # default: a fresh SQLite file in the server's work dir
 
     def command(self, port: int, workdir: Path) -> list[str]:
         if self.kind == "trackgate":
@@ -50,7 +51,7 @@ class ServerSpec:
                 "--port",
                 str(port),
                 "--backend-store-uri",
-                f"sqlite:///{workdir}/tg.db",
+                self.backend_uri or f"sqlite:///{workdir}/tg.db",
                 "--artifacts-destination",
                 f"{workdir}/tg-art",
                 *self.extra_args,
@@ -66,7 +67,7 @@ class ServerSpec:
                 "--port",
                 str(port),
                 "--backend-store-uri",
-                f"sqlite:///{workdir}/mlflow.db",
+                self.backend_uri or f"sqlite:///{workdir}/mlflow.db",
                 "--artifacts-destination",
                 f"{workdir}/ml-art",
                 *self.extra_args,

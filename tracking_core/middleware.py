@@ -37,11 +37,29 @@ def _is_api(request: web.Request) -> bool:
     return "/api/" in request.path or "/ajax-api/" in request.path
 
 
+async def _once_more_on_a_dropped_connection(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Run the handler; if a pooled database connection turned out dead, run it again, once.
+
+    The pool does not ping every connection it hands out (a round trip per request); a connection
+    the network dropped without telling us fails its first statement instead, and SQLAlchemy
+    invalidates it. Nothing of that transaction was committed and every write is idempotent
+    under retries (the client would retry a 503 just the same), so one more try on a fresh
+    connection spares the client the error.
+    """
+    try:
+        return await handler(request)
+    except sa.exc.DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.info("database connection was dropped; retrying %s %s once", request.method, request.path)
+    return await handler(request)
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request.headers.get("X-Request-Id", "-")
     try:
-        return await handler(request)
+        return await _once_more_on_a_dropped_connection(request, handler)
     except MlflowError as exc:
         return error_response(exc)
     except web.HTTPRequestEntityTooLarge as exc:

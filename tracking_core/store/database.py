@@ -60,8 +60,6 @@ def create_engine(config: CoreSettings, uri: str | None = None) -> AsyncEngine:
     kwargs: dict[str, Any] = {"pool_size": config.db_pool_size, "max_overflow": config.db_max_overflow}
     if config.db_pool_recycle:
         kwargs["pool_recycle"] = config.db_pool_recycle
-    if backend != "sqlite":
-        kwargs["pool_pre_ping"] = True
     if backend in ("mysql", "mariadb"):
         from tracking_core.store import mysql_tls  # lazy: aiomysql only for MySQL URIs
 
@@ -69,7 +67,25 @@ def create_engine(config: CoreSettings, uri: str | None = None) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     if backend == "sqlite":
         _configure_sqlite(engine.sync_engine)
+    else:
+        event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
     return engine
+
+
+def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Replace a pooled connection the driver already knows is closed (the server restarted or
+    ended it), without a round trip.
+
+    This stands in for `pool_pre_ping`, which costs a round trip on every checkout. A connection
+    dropped silently (no FIN reached us) still fails its first statement; SQLAlchemy then
+    invalidates it, and the request answers 503 + Retry-After, which the client retries.
+    `db_pool_recycle` bounds how old a connection gets, for networks that drop idle ones.
+    """
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    is_closed = getattr(driver, "is_closed", None)  # asyncpg
+    closed = is_closed() if callable(is_closed) else getattr(driver, "closed", False)  # aiomysql
+    if closed:
+        raise sa.exc.DisconnectionError("the server closed this connection")
 
 
 def _inline_sqlite_engine(engine: AsyncEngine) -> sa.Engine:
@@ -120,6 +136,11 @@ class Database:
         self.dialect = engine.dialect.name
         self.is_sqlite = self.dialect == "sqlite"
         self._write_engine = engine.execution_options(tg_write=True)
+        # PostgreSQL reads without BEGIN/ROLLBACK: two round trips fewer, and under READ
+        # COMMITTED (the default) each statement takes its own snapshot inside a transaction too.
+        self._read_engine = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if self.dialect == "postgresql" else engine
+        )
         self._inline = InlineSQLite(_inline_sqlite_engine(engine)) if self.is_sqlite else None
 
     @contextlib.asynccontextmanager
@@ -128,7 +149,7 @@ class Database:
             async with self._inline.read() as inline:
                 yield inline  # type: ignore[misc]  # the AsyncConnection subset the store uses
             return
-        async with self.engine.connect() as conn:
+        async with self._read_engine.connect() as conn:
             yield conn
 
     @contextlib.asynccontextmanager
