@@ -20,6 +20,7 @@ from gateway.config import Config
 from gateway.drain import Drain
 from gateway.errors import mlflow_error
 from gateway.forwarded import TrustedProxies, build_forwarded_middleware
+from gateway.security import build_response_headers, build_security_middleware
 from gateway.supervisor import PrepareSchema, supervisor_context
 from gateway.tls import TlsContext
 from tracking_core.contract import READY_PATH
@@ -61,6 +62,8 @@ def build_gateway_app(
     app.cleanup_ctx.append(proxy.core_session_context)
     metrics.install(app)  # its own listener, once the core is up (when configured)
     app.on_response_prepare.append(_stamp_response)
+    if not config.disable_security_middleware:
+        app.on_response_prepare.append(build_response_headers(config))
     app.on_response_prepare.append(drain.on_response_prepare)
     app.router.add_get("/healthz", healthz, allow_head=True)
     app.router.add_get("/readyz", readyz, allow_head=True)
@@ -83,7 +86,10 @@ def build_middlewares(drain: Drain, config: Config) -> list[Middleware]:
     3. forwarding next (only with trusted_proxies): a trusted reverse proxy's X-Forwarded-* become the request's remote,
        scheme and host before anything (authentication, its logs, cookies' Secure flag,
        redirects) looks at them; from anyone else they are ignored.
-    4. authentication last (only with auth methods): inside the error handler so a 401 is rendered in the same shape;
+    4. browser security next (unless disable_security_middleware): the Host check, CORS preflights
+       and cross-origin blocking of mlflow server; after forwarding so the Host a trusted proxy
+       received is checked, before authentication because a preflight carries no credentials.
+    5. authentication last (only with auth methods): inside the error handler so a 401 is rendered in the same shape;
        before the proxy so only authenticated requests reach the core, and the identity
        headers the core trusts are set from the authenticated identity alone (the proxy
        already drops every client-sent one).
@@ -96,6 +102,8 @@ def build_middlewares(drain: Drain, config: Config) -> list[Middleware]:
     # The request log (and metrics): after forwarding, so it records the client's address; around
     # authentication, so it records who called and how, and every refusal.
     middlewares.append(build_request_log_middleware(config))
+    if not config.disable_security_middleware:
+        middlewares.append(build_security_middleware(config))
     if config.auth:  # the same condition as auth_registry.install(), which opens the chain it uses
         middlewares.append(build_auth_middleware(config))
     return middlewares

@@ -47,7 +47,7 @@ async def test_untrusted_claims_are_replaced(gateway_factory: Callable[..., Awai
 
 
 async def test_trusted_proxy_is_believed(gateway_factory: Callable[..., Awaitable[Any]]) -> None:
-    gw = await gateway_factory(trusted_proxies="127.0.0.1/32")
+    gw = await gateway_factory(trusted_proxies="127.0.0.1/32", allowed_hosts="mlflow.example.com")
     seen = await forwarded_at_core(gw, {"X-Forwarded-For": "6.6.6.6, 1.2.3.4", "X-Forwarded-Proto": "https",
                                         "X-Forwarded-Host": "mlflow.example.com"})
     assert seen == {"x-forwarded-for": "1.2.3.4", "x-forwarded-proto": "https",
