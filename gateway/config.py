@@ -21,6 +21,7 @@ from typing import Any
 
 from gateway.config_auth import JwtIssuer, validate_auth
 from gateway.config_security import startup_warnings, unknown_variables, validate_exposure
+from tracking_core.artifacts.repository import default_registry, scheme_of
 from tracking_core.importer.detect import import_command, mlflow_file_store
 from tracking_core.settings import PERMISSION_NAMES, CoreSettings, mask_uri
 
@@ -503,8 +504,11 @@ def _validate(v: dict[str, Any], sources: Mapping[str, str]) -> list[str]:
     if v["artifacts_only"] and sources.get("backend_store_uri", "default") != "default":
         problems.append("artifacts_only runs no tracking store, so backend_store_uri must not be set with it.")
     dest = v["artifacts_destination"]
-    if dest and "://" in dest and dest.split("://", 1)[0] not in ("file", "s3", "gs"):
-        problems.append(f"artifacts_destination must be a local path, file://, s3:// or gs:// URI, not {dest!r}.")
+    schemes = default_registry().schemes
+    if dest and scheme_of(dest) not in schemes:
+        # Only the scheme is named: the URI may carry a password (ftp://user:pass@host/...).
+        problems.append(f"artifacts_destination must be a local path or a URI of a supported store "
+                        f"({', '.join(s + '://' for s in schemes if s)}), not {scheme_of(dest)}://.")
     for name in ("max_body_mb", "db_pool_size"):
         if v[name] < 1:
             problems.append(f"{name} must be at least 1, not {v[name]}{where(name)}.")
