@@ -82,6 +82,11 @@ class Policy:
             return False
         if not request.path.startswith(self.api_prefixes):
             return False
+        if origin == f"{request.scheme}://{request.host}":
+            # Same origin (the UI's own fetches send Origin too): not cross-origin at all. mlflow
+            # blocks these unless the server's own URL is in cors_allowed_origins; the Host check
+            # above already keeps a rebound name out.
+            return False
         localhost = urlsplit(origin).hostname in ("localhost", "127.0.0.1", "::1") if "://" in origin else False
         return not localhost and not _matches(origin, self.origins)
 

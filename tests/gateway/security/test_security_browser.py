@@ -74,6 +74,9 @@ def test_cross_site_write_is_blocked_and_nothing_is_written(server: RunningServe
     status, response_headers, _ = raw(server.url, "POST", CREATE, headers, '{"name": "from-localhost"}')
     assert status == 200 and response_headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
     assert "from-localhost" in experiment_names(server)
+    # The UI's own fetches at a private address carry its own origin: same origin, not blocked.
+    same = {"Origin": "http://10.1.2.3:8080", "Host": "10.1.2.3:8080"}
+    assert raw(server.url, "POST", CREATE, same, '{"name": "same-origin"}')[0] == 200
 
 
 def test_cross_site_read_gets_no_cors_grant(server: RunningServer) -> None:
