@@ -1,6 +1,6 @@
 """Authorization through `trackgate server --auth basic,bearer` with the official client.
 
-A table of callers (admin, owner, reader, editor, denied, role member, CI token, anonymous) ×
+A table of callers (admin, owner, reader, editor, denied, role member, CI token, anonymous) by
 endpoint families (experiments, runs, artifacts, registered models and versions), each asserting
 allowed or denied, and that every denied write changed nothing. Management goes through MLflow's
 own `AuthServiceClient` (users, grants, roles)."""
@@ -220,9 +220,8 @@ def test_search_shows_only_readable(world: World) -> None:
 
 
 def test_user_tag_cannot_be_rewritten(world: World) -> None:
-    with as_user("editor"):
-        with pytest.raises(RestException, match="PERMISSION_DENIED"):
-            MlflowClient().set_tag(world.run_id, "mlflow.user", "editor")
+    with as_user("editor"), pytest.raises(RestException, match="PERMISSION_DENIED"):
+        MlflowClient().set_tag(world.run_id, "mlflow.user", "editor")
     with as_user("admin"):
         assert MlflowClient().get_run(world.run_id).data.tags["mlflow.user"] == "owner"
 

@@ -113,7 +113,9 @@ def _record(request: web.Request, status: int) -> None:
     request.app[AUTHZ].audit.record(
         subject=caller.subject if caller else None,
         auth_method=caller.method if caller else None,
-        client=(request.remote or "")[:64] or None,
+        # The gateway's X-Forwarded-For (it replaces any the client sent); the core's own peer is
+        # the gateway's socket.
+        client=(request.headers.get("X-Forwarded-For") or request.remote or "")[:64] or None,
         action=action_of(request),
         resource_type=resource[0],
         resource_id=str(resource[1])[:256] if resource[1] is not None else None,

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from tracking_core.api import artifacts, run_artifacts
+from tracking_core.api import artifacts, run_artifacts, ui_helpers
 from tracking_core.authz import locate
 from tracking_core.authz.caller import Caller
 from tracking_core.authz.locate import Resource
@@ -47,6 +47,11 @@ async def _run_file(request: web.Request, caller: Caller) -> None:
         await _checked(request, caller, await request.app[AUTHZ].locator.run(run_id), Permission.READ)
 
 
+async def _run_upload(request: web.Request, caller: Caller) -> None:
+    if run_id := request.query.get("run_uuid"):
+        await _checked(request, caller, await request.app[AUTHZ].locator.run(run_id), Permission.EDIT)
+
+
 async def _version_file(request: web.Request, caller: Caller) -> None:
     if name := request.query.get("name"):
         await _checked(request, caller, locate.registered_model(name), Permission.READ)
@@ -55,6 +60,7 @@ async def _version_file(request: web.Request, caller: Caller) -> None:
 PATH_RULES: dict[Callable[..., object], Check] = {
     run_artifacts.get_artifact: _run_file,
     run_artifacts.get_model_version_artifact: _version_file,
+    ui_helpers.upload_artifact: _run_upload,
     artifacts.download: _proxy(Permission.READ),
     artifacts.presigned: _proxy(Permission.READ),
     artifacts.list_artifacts: _proxy(Permission.READ, from_query=True),

@@ -23,6 +23,7 @@ from tracking_core.api import (
     registered_models,
     run_artifacts,
     runs,
+    ui_helpers,
 )
 from tracking_core.authz import locate
 from tracking_core.authz.locate import Locator, Resource
@@ -61,6 +62,14 @@ async def _run(loc: Locator, a: dict[str, Any]) -> list[Resource | None]:
 
 async def _runs(loc: Locator, a: dict[str, Any]) -> list[Resource | None]:
     return [await loc.run(r) for r in a.get("run_ids") or () if r]
+
+
+async def _runs_repeated(loc: Locator, a: dict[str, Any]) -> list[Resource | None]:
+    return [await loc.run(r) for r in a.get("run_id") or () if r]
+
+
+async def _experiments(_: Locator, a: dict[str, Any]) -> list[Resource | None]:
+    return [locate.experiment(e) for e in a.get("experiment_ids") or ()]
 
 
 async def _logged_model(loc: Locator, a: dict[str, Any]) -> list[Resource | None]:
@@ -105,6 +114,9 @@ RULES: dict[Callable[..., Any], Rule] = {
     runs.get_history: _on(_run, R),
     runs.get_history_bulk_interval: _on(_runs, R),
     run_artifacts.list_run_artifacts: _on(_run, R),
+    # The web UI's helpers (/ajax-api only).
+    ui_helpers.get_history_bulk: _on(_runs_repeated, R),
+    ui_helpers.search_datasets: _on(_experiments, R),
     # Logged models follow their experiment.
     logged_models.create: _on(_experiment_arg, E),
     logged_models.get: _on(_logged_model, R),
