@@ -18,8 +18,8 @@ from tracking_core.store import tables
 from tracking_core.store.clock import now_ms
 from tracking_core.store.database import Database
 from tracking_core.store.id_lists import chunks
-from tracking_core.store.schema import join_uri
 from tracking_core.store.upsert import upsert
+from tracking_core.store.uris import join_uri
 
 E = tables.experiments
 T = tables.experiment_tags

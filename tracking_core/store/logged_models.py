@@ -22,8 +22,8 @@ from tracking_core.store.clock import now_ms
 from tracking_core.store.database import Database
 from tracking_core.store.names import random_run_name
 from tracking_core.store.run_render import number_out
-from tracking_core.store.schema import join_uri
 from tracking_core.store.upsert import insert_ignore, upsert
+from tracking_core.store.uris import join_uri
 
 LM = tables.logged_models
 PENDING = "LOGGED_MODEL_PENDING"

@@ -25,8 +25,8 @@ from tracking_core.errors import invalid, not_found
 from tracking_core.registry_validation import MAX_SOURCE_LENGTH
 from tracking_core.store import tables
 from tracking_core.store.registry_rows import require_model, require_version
-from tracking_core.store.schema import join_uri
 from tracking_core.store.upsert import upsert
+from tracking_core.store.uris import join_uri
 
 MODEL_VERSIONS_TAG = "mlflow.modelVersions"
 

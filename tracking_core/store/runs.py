@@ -25,9 +25,9 @@ from tracking_core.store.id_lists import chunks
 from tracking_core.store.names import random_run_name
 from tracking_core.store.rows import plain_rows
 from tracking_core.store.run_render import render_info, render_metric
-from tracking_core.store.schema import join_uri
 from tracking_core.store.sqlite_inline import driver as sqlite_driver
 from tracking_core.store.upsert import upsert
+from tracking_core.store.uris import join_uri
 
 R = tables.runs
 # The columns of `runs`, in table order, for rows read as plain tuples.
