@@ -29,7 +29,7 @@ SSHD = "/usr/sbin/sshd"
 class SshServer:
     port: int
     user: str
-    home: Path  # HOME for the client side: ~/.ssh/id_ed25519 and known_hosts
+    home: Path  # HOME for the client side: ~/.ssh/id_rsa and known_hosts
     root: Path  # a directory the tests may write into
 
     def uri(self, path: str) -> str:
@@ -40,8 +40,8 @@ class SshServer:
         return {"HOME": str(self.home)}
 
 
-def _keygen(path: Path) -> str:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(path)], check=True)
+def _keygen(path: Path, kind: str = "ed25519") -> str:
+    subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", "", "-f", str(path)], check=True)
     return path.with_suffix(".pub").read_text().strip()
 
 
@@ -55,7 +55,8 @@ def openssh_server() -> Iterator[SshServer]:
         host_public = _keygen(base / "host_key")
         home = base / "home"
         (home / ".ssh").mkdir(parents=True, mode=0o700)
-        client_public = _keygen(home / ".ssh" / "id_ed25519")
+        # RSA: pysftp (mlflow's SFTP client) only looks for ~/.ssh/id_rsa when given no key.
+        client_public = _keygen(home / ".ssh" / "id_rsa", "rsa")
         (base / "authorized_keys").write_text(client_public + "\n")
         # Both spellings: OpenSSH and asyncssh look up "[host]:port", pysftp (mlflow's client)
         # looks up the bare host.
