@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 import gateway
-from gateway import cli_certs, cli_db, cli_gc, cli_import, cli_tokens, cli_users
+from gateway import cli_audit, cli_certs, cli_db, cli_gc, cli_grants, cli_import, cli_roles, cli_tokens, cli_users
 from gateway import config as configuration
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
@@ -91,6 +91,9 @@ SUBCOMMANDS: list[tuple[str, AddArguments]] = [
     ("gc", cli_gc.add_gc_arguments),
     ("users", cli_users.add_users_arguments),
     ("tokens", cli_tokens.add_tokens_arguments),
+    ("grants", cli_grants.add_grants_arguments),
+    ("roles", cli_roles.add_roles_arguments),
+    ("audit", cli_audit.add_audit_arguments),
     ("certs", cli_certs.add_certs_arguments),
     ("import-mlflow", cli_import.add_import_arguments),
 ]
