@@ -31,6 +31,7 @@ BUILTIN_BACKENDS = (
     "tracking_core.artifacts.ftp",
     "tracking_core.artifacts.sftp",
     "tracking_core.artifacts.azure",
+    "tracking_core.artifacts.hdfs",
 )
 MULTIPART_UNSUPPORTED = "Multipart upload is not supported for the current artifact repository"
 PRESIGNED_UNSUPPORTED = "Multipart download is not supported for the current artifact repository"
