@@ -77,7 +77,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory, oidc_provider: OIDCProvider)
     issuers = json.dumps([{"issuer": oidc_provider.issuer, "audience": API_AUDIENCE, "allowed_subjects": ["ci-*"]}])
     args = ["--backend-store-uri", db_uri, "--auth", "basic,bearer,mtls", "--tls-cert", str(d / "server.pem"),
             "--tls-key", str(d / "server-key.pem"), "--tls-client-ca", str(d / "ca.pem"),
-            "--client-cert-mode", "optional", "--jwt-issuers", issuers]
+            "--client-cert-mode", "optional", "--jwt-issuers", issuers,
+            # Every identity here logs into the one shared experiment; permissions between callers
+            # are tested in test_authz_matrix.py.
+            "--default-permission", "EDIT"]
     with trackgate_server(d, *args, wait=False) as running:
         running.url = running.url.replace("http://", "https://")
         wait_ready(running, d / "ca.pem")
