@@ -36,6 +36,11 @@ ENTITIES: tuple[str, ...] = (
     "registered_model_aliases",
 )
 
+# A metric point travels as a plain tuple in this column order: 100M of them must not each build
+# a dict or a SQLAlchemy parameter set.
+METRIC_COLUMNS = ("run_id", "key", "step", "timestamp", "value", "is_nan")
+MetricPoint = tuple[str, str, int, int, float, bool]
+
 # MLflow's LoggedModelStatus enum values, by number (MLflow stores the number).
 LOGGED_MODEL_STATUSES = (
     "LOGGED_MODEL_STATUS_UNSPECIFIED",
@@ -62,8 +67,8 @@ class Source(Protocol):
         """Every run id, sorted, in batches: the order `metrics` follows."""
         ...
 
-    def metrics(self, from_run: str | None) -> AsyncIterator[Batch]:
-        """Every metric point, ordered by run id, starting at run `from_run` (inclusive)."""
+    def metrics(self, from_run: str | None) -> AsyncIterator[list[MetricPoint]]:
+        """Every metric point (METRIC_COLUMNS), ordered by run id, from run `from_run` (inclusive)."""
         ...
 
 

@@ -10,10 +10,12 @@ Order of work, and why:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -27,6 +29,7 @@ from tracking_core.settings import CoreSettings, mask_uri
 from tracking_core.store import schema
 from tracking_core.store.database import async_url, create_engine
 
+T = TypeVar("T")
 DEFAULT_BATCH_SIZE = 10_000
 ProgressFactory = Callable[[dict[str, int]], Progress]
 
@@ -124,6 +127,34 @@ async def import_mlflow(
     return report
 
 
+async def _read_ahead(batches: AsyncIterator[T], depth: int = 2) -> AsyncIterator[T]:
+    """Read the next batches while the current one is written: source and target are separate
+    connections (and, on SQLite, separate threads), so the two overlap."""
+    queue: asyncio.Queue[tuple[T | None, BaseException | None, bool]] = asyncio.Queue(depth)
+
+    async def produce() -> None:
+        try:
+            async for batch in batches:
+                await queue.put((batch, None, False))
+            await queue.put((None, None, True))
+        except Exception as exc:  # handed to the consumer, which raises it in its own frame
+            await queue.put((None, exc, True))
+
+    task = asyncio.create_task(produce())
+    try:
+        while True:
+            batch, error, finished = await queue.get()
+            if error is not None:
+                raise error
+            if finished:
+                return
+            yield batch  # type: ignore[misc]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def _copy(source: Source, target: Target, report: Report, progress: Progress | None) -> None:
     try:
         for entity in ENTITIES:
@@ -132,8 +163,8 @@ async def _copy(source: Source, target: Target, report: Report, progress: Progre
                 if progress:
                     progress.advance(entity, len(batch))
         report.resumed_at_run = await target.metrics_resume_point(source)
-        async for batch in source.metrics(report.resumed_at_run):
-            await target.write("metrics", batch)
+        async for batch in _read_ahead(source.metrics(report.resumed_at_run)):
+            await target.write_metrics(batch)
             if progress:
                 progress.advance("metrics", len(batch))
         await target.finish()

@@ -18,6 +18,7 @@ from tracking_core.importer.detect import ImportRefused, mlflow_revision
 from tracking_core.importer.rows import (
     STAGE_DELETED_INTERNAL,
     Batch,
+    MetricPoint,
     Row,
     logged_model_status,
 )
@@ -273,7 +274,7 @@ class SqlSource:
         async for part in self._stream(sa.select(runs.c.run_uuid).order_by(runs.c.run_uuid)):
             yield [r.run_uuid for r in part]
 
-    async def metrics(self, from_run: str | None) -> AsyncIterator[Batch]:
+    async def metrics(self, from_run: str | None) -> AsyncIterator[list[MetricPoint]]:
         m = await self._table("metrics")
         assert m is not None
         query = sa.select(m.c.run_uuid, m.c.key, m.c.step, m.c.timestamp, m.c.value, m.c.is_nan)
@@ -281,7 +282,4 @@ class SqlSource:
             query = query.where(m.c.run_uuid >= from_run)
         # The run_uuid index (MLflow has one since 2.x) serves this order without a sort.
         async for part in self._stream(query.order_by(m.c.run_uuid)):
-            yield [
-                {"run_id": r[0], "key": r[1], "step": r[2], "timestamp": r[3], "value": r[4], "is_nan": bool(r[5])}
-                for r in part
-            ]
+            yield [(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in part]

@@ -1,0 +1,113 @@
+"""`trackgate import-mlflow` speed: metric points per second and peak memory.
+
+Builds an MLflow store (schema created by the real `mlflow` package, runs made by its client,
+metric histories bulk-inserted into MLflow's own `metrics` table), then runs the import as a user
+does, in a subprocess, and reports points/s and that process's peak RSS. Run twice the size to see
+that memory stays flat (it is bounded by --batch-size, not by the source).
+
+    python bench/bench_import.py --points 1000000                    # SQLite -> SQLite
+    python bench/bench_import.py --points 1000000 --backend postgresql   # PostgreSQL -> PostgreSQL
+    flock /tmp/trackgate-cpu.lock python bench/bench_import.py ...       # on a shared machine
+
+Target (issue 14): at least 200,000 points/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.services import throwaway_postgres  # noqa: E402  (after the path set-up above)
+
+RUNS = 100
+
+
+def build_source(uri: str, points: int) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("bench")
+    runs = [client.create_run(experiment, run_name=f"r{i}").info.run_id for i in range(RUNS)]
+    per_run = points // RUNS
+    engine = sa.create_engine(uri)
+    insert = sa.text(
+        "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (:k, :v, :t, :r, :s, false)"
+    )
+    with engine.begin() as conn:
+        for run in runs:
+            rows = [{"k": "loss", "v": step * 0.001, "t": 1_000 + step, "r": run, "s": step} for step in range(per_run)]
+            conn.execute(insert, rows)
+    engine.dispose()
+
+
+@contextlib.contextmanager
+def databases(backend: str, workdir: Path) -> Iterator[tuple[str, str]]:
+    if backend == "sqlite":
+        yield f"sqlite:///{workdir}/mlflow.db", f"sqlite:///{workdir}/trackgate.db"
+        return
+    with throwaway_postgres() as source, throwaway_postgres() as target:
+        yield source, target
+
+
+def measure(source: str, target: str, batch_size: int) -> tuple[float, int, str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        "import-mlflow",
+        "--from",
+        source,
+        "--to",
+        target,
+        "--quiet",
+        "--batch-size",
+        str(batch_size),
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKGATE_")}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"import failed:\n{done.stderr}")
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return elapsed, max(peak_kb, before), done.stdout
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--batch-size", type=int, default=10_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, databases(args.backend, Path(tmp)) as (source, target):
+        t0 = time.perf_counter()
+        build_source(source, args.points)
+        print(
+            f"source: {args.points:,} points in {RUNS} runs, built in {time.perf_counter() - t0:.1f} s", file=sys.stderr
+        )
+        elapsed, peak_kb, _ = measure(source, target, args.batch_size)
+    rate = args.points / elapsed
+    verdict = "meets" if rate >= 200_000 else "below"
+    print(
+        f"| {args.backend} -> {args.backend} | {args.points:,} points | {elapsed:.1f} s | {rate:,.0f} points/s "
+        f"({verdict} the 200,000 target) | peak RSS {peak_kb / 1024:.0f} MiB (batch {args.batch_size:,}) |"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
