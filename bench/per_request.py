@@ -10,6 +10,9 @@ each kind of server process (trackgate: gateway, core; mlflow: its processes), s
 the server sent per request (`log_statement = all` on the throwaway database, counted in the
 server log during a first, short pass) and the CPU of the PostgreSQL backends serving it.
 
+`mlflow server` on PostgreSQL needs a synchronous driver: `pip install 'psycopg[binary]'` (SQLAlchemy
+2.1's default for postgresql://); trackgate itself uses asyncpg.
+
 CPU per request is the figure a shared machine disturbs least; req/s moves with the neighbours.
 Run it under `flock /tmp/trackgate-cpu.lock`.
 """
@@ -216,13 +219,17 @@ async def main() -> None:
             source = Path(src)
         for name in args.servers.split(","):
             print(f"[{time.strftime('%H:%M:%S')}] {name} on {args.backend}", file=sys.stderr, flush=True)
-            result = await measure(SPECS[name], args.backend, args.requests, args.clients, source)
+            try:
+                result = await measure(SPECS[name], args.backend, args.requests, args.clients, source)
+            except Exception as exc:  # one server failing must not lose the others' figures
+                print(f"{name}: FAILED: {type(exc).__name__}: {str(exc)[-2000:]}", flush=True)
+                continue
             if args.trackgate_rev and SPECS[name].kind == "trackgate":
                 result["server"] += f"@{args.trackgate_rev}"
+            print(report([result]), flush=True)
             results.append(result)
     print(f"backend {args.backend}, {args.clients} clients, {args.requests} requests per figure; "
           f"load (1 min) {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(report(results))
 
 
 if __name__ == "__main__":
