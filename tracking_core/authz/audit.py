@@ -1,8 +1,11 @@
 """The audit log: one record per state-changing request, permission change and artifact download.
 
 Records are queued in memory and written in batches (every FLUSH_SECONDS, or sooner when
-BATCH are waiting), so heavy metric logging pays for an append, not a transaction per call.
-Each record also goes to the `trackgate.audit` logger as one JSON line. A record holds who, how,
+BATCH are waiting), so heavy metric logging pays for a dict update, not a transaction per call.
+Identical records within one batch (same subject, method, client, action, resource, outcome and
+status: a training job's stream of log-metric calls) are stored once, with their count in
+`detail` and the time of the first. Each stored record also goes to the `trackgate.audit`
+logger as one JSON line. A record holds who, how,
 from where, what, on which resource and the outcome; never a body, a header, a token or a secret.
 """
 
@@ -41,20 +44,30 @@ class AuditSink:
     def __init__(self, db: Database, retention_days: int) -> None:
         self._db = db
         self._retention_days = retention_days
-        self._queue: list[dict[str, Any]] = []
+        # record key -> [the record, how many times it happened in this batch]
+        self._queue: dict[tuple[Any, ...], list[Any]] = {}
         self._wake = asyncio.Event()
 
     def record(self, **fields: Any) -> None:
-        entry = {"time_ms": now_ms(), **fields}
-        log.info("%s", orjson.dumps(entry).decode())
-        if len(self._queue) >= MAX_QUEUED:  # the database is away: keep the log line, drop the row
+        key = tuple(fields.values())
+        if (seen := self._queue.get(key)) is not None:
+            seen[1] += 1
             return
-        self._queue.append(entry)
+        if len(self._queue) >= MAX_QUEUED:  # the database is away: drop, never grow without bound
+            log.warning("audit queue full; dropping a record of %s", fields.get("action"))
+            return
+        self._queue[key] = [{"time_ms": now_ms(), **fields}, 1]
         if len(self._queue) >= BATCH:
             self._wake.set()
 
     async def flush(self) -> None:
-        batch, self._queue = self._queue, []
+        batch = []
+        for entry, count in self._queue.values():
+            if count > 1:
+                entry["detail"] = f"{count} requests" + (f"; {entry['detail']}" if entry["detail"] else "")
+            log.info("%s", orjson.dumps(entry).decode())
+            batch.append(entry)
+        self._queue = {}
         try:
             await audit_store.insert(self._db, batch)
         except Exception as exc:  # the records are in the log stream already; never fail a request

@@ -1,0 +1,151 @@
+"""Authorization overhead, in process: the tracking core with authorization on vs off.
+
+    python -m bench.bench_authz            # 5 rounds
+    python -m bench.bench_authz --quick    # 1 round, fewer runs
+
+Two cores on one fresh SQLite file (one with authorization on, as when the gateway
+authenticates; one open), so only the core's own work differs. Figures:
+- log_metric, 16 concurrent clients back to back, as a non-admin editor whose EDIT comes from a
+  role (by group), vs the same traffic with authorization off (target: within 5 %);
+- search_runs over 5,000 runs in 10 experiments, one 1,000-run page, as a non-admin with role
+  grants and a DENY vs as an admin (target: at most 20 % more).
+Rounds alternate the modes so a busy machine slows them alike; medians are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import sqlalchemy as sa
+from aiohttp.test_utils import TestClient, TestServer
+
+from tracking_core.app import build_app
+from tracking_core.contract import Identity, identity_headers
+from tracking_core.settings import CoreSettings
+from tracking_core.store import schema
+from tracking_core.store.database import Database, create_engine
+from tracking_core.store.tables import runs
+
+CLIENTS = 16
+ADMIN = "root"
+EDITOR = Identity("editor", "basic", groups=("trainers",))
+READER = Identity("analyst", "basic", groups=("analysts",))
+
+
+def _headers(identity: Identity | None) -> dict[str, str]:
+    return identity_headers(identity) if identity else {}
+
+
+async def _call(client: TestClient, path: str, body: dict[str, Any], who: Identity | None) -> Any:
+    url = path if path.startswith("/") else f"/api/2.0/mlflow/{path}"
+    resp = await client.post(url, json=body, headers=_headers(who))
+    data = await resp.json()
+    if resp.status != 200:
+        raise RuntimeError(f"{path}: {resp.status} {data}")
+    return data
+
+
+async def _seed(uri: str, secured: TestClient, n_runs: int) -> list[str]:
+    admin = Identity(ADMIN, "basic")
+    ids = [(await _call(secured, "experiments/create", {"name": f"bench-{i}-{uuid.uuid4().hex[:6]}"}, admin))
+           ["experiment_id"] for i in range(10)]
+    for role, grants in (("trainers", [(e, "EDIT") for e in ids]),
+                         ("analysts", [(e, "READ") for e in ids[:8]] + [(ids[8], "DENY")])):
+        made = await _call(secured, "/api/3.0/mlflow/roles/create", {"workspace": "default", "name": role}, admin)
+        for e, permission in grants:
+            await _call(secured, "/api/3.0/mlflow/roles/permissions/add", {
+                "role_id": made["role"]["id"], "resource_type": "experiment", "resource_pattern": e,
+                "permission": permission}, admin)
+    db = Database(create_engine(CoreSettings(backend_store_uri=uri)))
+    rows = [dict(run_id=uuid.uuid4().hex, experiment_id=int(ids[i % 10]), name=f"r{i}", user_id="seed",
+                 status="FINISHED", start_time=i, lifecycle_stage="active", artifact_uri="/tmp/x")
+            for i in range(n_runs)]
+    async with db.write() as conn:
+        await conn.execute(sa.insert(runs), rows)
+    await db.close()
+    return ids
+
+
+async def _log_metric_rate(client: TestClient, experiment: str, who: Identity | None, seconds: float) -> float:
+    run_ids = [(await _call(client, "runs/create", {"experiment_id": experiment}, who))["run"]["info"]["run_id"]
+               for _ in range(CLIENTS)]
+    counts = [0] * CLIENTS
+    deadline = time.perf_counter() + seconds
+
+    async def work(i: int) -> None:
+        step = 0
+        while time.perf_counter() < deadline:
+            await _call(client, "runs/log-metric", {"run_id": run_ids[i], "key": "loss", "value": 1.0,
+                                                    "step": step, "timestamp": int(time.time() * 1000)}, who)
+            step += 1
+            counts[i] += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(work(i) for i in range(CLIENTS)))
+    return sum(counts) / (time.perf_counter() - started)
+
+
+async def _search_ms(client: TestClient, ids: list[str], who: Identity, repeat: int) -> tuple[float, int]:
+    times, found = [], 0
+    for _ in range(repeat):
+        started = time.perf_counter()
+        out = await _call(client, "runs/search", {"experiment_ids": ids, "max_results": 1000}, who)
+        times.append((time.perf_counter() - started) * 1000)
+        found = len(out.get("runs", []))
+    return statistics.median(times), found
+
+
+async def main(rounds: int, seconds: float, n_runs: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        uri = f"sqlite:///{tmp}/bench.db"
+        await schema.prepare(CoreSettings(backend_store_uri=uri))
+        on = CoreSettings(backend_store_uri=uri, auth=("basic",), admin_users=(ADMIN,))
+        off = CoreSettings(backend_store_uri=uri)
+        secured, open_ = TestClient(TestServer(build_app(on))), TestClient(TestServer(build_app(off)))
+        await secured.start_server()
+        await open_.start_server()
+        try:
+            ids = await _seed(uri, secured, n_runs)
+            rates: dict[str, list[float]] = {"off": [], "editor": []}
+            search: dict[str, list[float]] = {"admin": [], "role_grants": []}
+            counts: dict[str, int] = {}
+            for r in range(rounds):
+                order = [("off", open_, None), ("editor", secured, EDITOR)]
+                for name, client, who in order if r % 2 == 0 else reversed(order):
+                    rates[name].append(await _log_metric_rate(client, ids[9], who, seconds))
+                for name, who in (("admin", Identity(ADMIN, "basic")), ("role_grants", READER)):
+                    ms, counts[name] = await _search_ms(secured, ids, who, 5)
+                    search[name].append(ms)
+        finally:
+            await secured.close()
+            await open_.close()
+    med = {k: statistics.median(v) for k, v in {**rates, **search}.items()}
+    return {
+        "log_metric_per_s": {"authz_off": med["off"], "editor_authz_on": med["editor"],
+                             "ratio": med["editor"] / med["off"]},
+        "search_runs_ms": {"admin": med["admin"], "role_grants": med["role_grants"],
+                           "ratio": med["role_grants"] / med["admin"], "runs_returned": counts},
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    result = asyncio.run(main(1 if args.quick else 5, 2.0 if args.quick else 6.0, 5000))
+    lm, sr = result["log_metric_per_s"], result["search_runs_ms"]
+    print(f"log_metric, {CLIENTS} clients: authz off {lm['authz_off']:.0f}/s, non-admin editor "
+          f"{lm['editor_authz_on']:.0f}/s (ratio {lm['ratio']:.3f}; target >= 0.95)")
+    print(f"search_runs, 5,000 runs, 1,000 per page: admin {sr['admin']:.1f} ms, non-admin with role grants "
+          f"{sr['role_grants']:.1f} ms (ratio {sr['ratio']:.3f}; target <= 1.20); returned {sr['runs_returned']}")
