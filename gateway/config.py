@@ -240,6 +240,11 @@ SETTINGS: tuple[Setting, ...] = (
             "or required; default optional when tls_client_ca is set, else off.", optional=True),
     Setting("client_cert_identity", Strings, ("cn",), "Where a client certificate's identity comes "
             "from, first found wins: cn, san:dns, san:email, san:uri."),
+    # `--auth forwarded` (gateway/auth/forwarded.py): headers an authenticating proxy such as
+    # oauth2-proxy sets, believed only from trusted_proxies.
+    Setting("forwarded_user_header", str, "X-Forwarded-User", "forwarded auth: the header naming the user."),
+    Setting("forwarded_email_header", str, "X-Forwarded-Email", "forwarded auth: the header with the email."),
+    Setting("forwarded_groups_header", str, "X-Forwarded-Groups", "forwarded auth: the comma-separated groups."),
     # -- Operations: logs and metrics (gateway/logs.py, access_log.py, metrics.py) ---------------
     Setting("log_format", str, "text", "text (one readable line per event) or json (one JSON object per "
             "line, with Cloud Logging's severity and httpRequest fields; the container image sets it)."),
@@ -321,6 +326,9 @@ class Config(CoreSettings):
     tls_client_ca: str | None = None
     client_cert_mode: str | None = None
     client_cert_identity: Strings = ("cn",)
+    forwarded_user_header: str = "X-Forwarded-User"
+    forwarded_email_header: str = "X-Forwarded-Email"
+    forwarded_groups_header: str = "X-Forwarded-Groups"
     metrics_address: str | None = None
     expose_prometheus: str | None = None
     allow_anonymous: bool = False

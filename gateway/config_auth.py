@@ -99,6 +99,11 @@ def validate_auth(v: dict[str, Any], where: Callable[[str], str]) -> list[str]:
             ipaddress.ip_network(cidr, strict=False)
         except ValueError:
             problems.append(f"trusted_proxies: {cidr!r} is not an address or CIDR{where('trusted_proxies')}.")
+    if "forwarded" in methods and not v["trusted_proxies"]:
+        problems.append("auth forwarded believes identity headers only from trusted_proxies, which is empty.")
+    for name in ("forwarded_user_header", "forwarded_email_header", "forwarded_groups_header"):
+        if not re.fullmatch(r"[A-Za-z0-9-]+", v[name]):
+            problems.append(f"{name}: {v[name]!r} is not a header name (letters, digits and '-'){where(name)}.")
     for name in ("htpasswd_file", "tls_cert", "tls_key", "tls_client_ca"):
         path = v[name]
         if path is not None and not os.path.isfile(path):
