@@ -27,6 +27,7 @@ METHODS: dict[str, str] = {
     "bearer": "gateway.auth.bearer:METHOD",
     "mtls": "gateway.auth.mtls:METHOD",
     "oidc": "gateway.auth.oidc:METHOD",
+    "forwarded": "gateway.auth.forwarded:METHOD",
 }
 
 
