@@ -28,10 +28,15 @@ function smoothed(values, weight) {
   });
 }
 
+// About `count` round values (1, 2 or 5 times a power of ten apart) inside [lo, hi].
 function ticks(lo, hi, count) {
   if (lo === hi) return [lo];
-  const step = (hi - lo) / (count - 1);
-  return Array.from({ length: count }, (_, i) => lo + i * step);
+  const raw = (hi - lo) / count;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) || raw;
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Math.round(v / step) * step);
+  return out;
 }
 
 function label(v, mode) {
