@@ -128,9 +128,11 @@ def source(value: Any, regex: str | None) -> str:
         raise invalid(f"Invalid model version source: '{value}'.")
     for form in _decoded_forms(value):
         if "\x00" in form or ".." in re.split(r"[/\\]", form):
+            # MLflow's wording (handlers._validate_non_local_source_contains_relative_paths).
             raise invalid(
-                f"Invalid model version source: '{value}'. Sources may not contain '..' path "
-                "segments or NUL characters."
+                f"Invalid model version source: '{value}'. If supplying a source as an http, https, "
+                "local file path, ftp, objectstore, or mlflow-artifacts uri, an absolute path must be "
+                "provided without relative path references present. Please provide an absolute path."
             )
     validation.length(value, MAX_SOURCE_LENGTH, "Model version source")
     return value

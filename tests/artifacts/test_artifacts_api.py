@@ -252,12 +252,16 @@ async def test_no_serve_artifacts(core: Core, tmp_path: Path) -> None:
 async def test_local_roots_outside_the_server_roots_are_not_read(core: Core, tmp_path: Path) -> None:
     secret = tmp_path / "elsewhere"
     secret.mkdir()
-    async with core() as c:
-        body = {"name": "sneaky", "artifact_location": str(secret)}
+    body = {"name": "sneaky", "artifact_location": str(secret)}
+    # Allowed once (an operator's allow-list), then the allow-list is gone: the run stays unreadable.
+    async with core(artifact_allowed_locations=(str(secret),)) as c:
         eid = (await (await c.post("/api/2.0/mlflow/experiments/create", json=body)).json())["experiment_id"]
         run = (await (await c.post("/api/2.0/mlflow/runs/create", json={"experiment_id": eid})).json())["run"]
+    async with core() as c:
         r = await c.get("/api/2.0/mlflow/artifacts/list", params={"run_id": run["info"]["run_id"]})
         assert r.status == 403 and (await r.json())["error_code"] == "PERMISSION_DENIED"
+        r = await c.post("/api/2.0/mlflow/experiments/create", json={**body, "name": "sneaky-2"})
+        assert r.status == 400 and (await r.json())["error_code"] == "INVALID_PARAMETER_VALUE"
 
 
 async def test_artifacts_only(core: Core) -> None:

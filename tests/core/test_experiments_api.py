@@ -34,9 +34,10 @@ async def test_create_get_and_get_by_name(api: Api) -> None:
 
 async def test_explicit_artifact_location_is_kept(api: Api) -> None:
     name = f"loc-{uuid.uuid4().hex[:8]}"
-    eid = (await api.post("experiments/create", {"name": name, "artifact_location": "s3://bucket/x"}))["experiment_id"]
+    body = {"name": name, "artifact_location": "mlflow-artifacts:/team/x"}
+    eid = (await api.post("experiments/create", body))["experiment_id"]
     exp = (await api.get("experiments/get", {"experiment_id": eid}))["experiment"]
-    assert exp["artifact_location"] == "s3://bucket/x"
+    assert exp["artifact_location"] == "mlflow-artifacts:/team/x"
 
 
 @pytest.mark.parametrize(

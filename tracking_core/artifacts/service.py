@@ -3,21 +3,21 @@
 - `mlflow-artifacts:/a/b`, `mlflow-artifacts://host:port/a/b` and
   `http(s)://…/api/2.0/mlflow-artifacts/artifacts/a/b` are proxied: path `a/b` under
   `--artifacts-destination` (the netloc is ignored, as `mlflow server` does).
-- Any other URI (`s3://`, `gs://`, a local path) is read directly, when its scheme is registered.
-  A local path is read only inside the server's own artifact roots: an experiment's
-  artifact_location is chosen by whoever creates the experiment, and must not turn the UI's
-  download route into a way to read the server's files.
+- Any other URI (`s3://`, `gs://`, `sftp://`, a local path, ...) is read directly, when its scheme
+  is registered, and only inside the server's own artifact roots or the operator's allow-list
+  (`confine.Confinement`): an experiment's artifact_location or a model version's source is
+  chosen by whoever creates it, and must not turn the download routes into a way to read
+  whatever the server's files or credentials reach.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlparse
 
 from tracking_core.artifacts import paths
-from tracking_core.artifacts.local import local_path
-from tracking_core.artifacts.repository import ArtifactRepository, ArtifactStores, Registry, scheme_of
+from tracking_core.artifacts.confine import Confinement
+from tracking_core.artifacts.repository import ArtifactRepository, ArtifactStores, Registry
 from tracking_core.errors import ErrorCode, MlflowError
 from tracking_core.settings import CoreSettings
 
@@ -42,7 +42,7 @@ class ArtifactService:
     config: CoreSettings
     stores: ArtifactStores
     destination: ArtifactRepository | None = None
-    _local_roots: list[str] = field(default_factory=list)
+    confinement: Confinement = field(default_factory=lambda: Confinement(()))
 
     @classmethod
     async def open(cls, config: CoreSettings, registry: Registry) -> ArtifactService:
@@ -53,9 +53,9 @@ class ArtifactService:
         except BaseException:
             await service.stores.close()
             raise
-        for root in (config.artifacts_destination, config.effective_default_artifact_root):
-            if scheme_of(root) in ("", "file"):
-                service._local_roots.append(os.path.realpath(local_path(root)))
+        service.confinement = Confinement.of(
+            config.artifacts_destination, config.effective_default_artifact_root, config.artifact_allowed_locations
+        )
         return service
 
     async def close(self) -> None:
@@ -77,12 +77,5 @@ class ArtifactService:
                     "server runs without (--no-serve-artifacts).",
                 )
             return self.destination, paths.join(paths.clean(proxied.lstrip("/")), relative)
-        if scheme_of(artifact_uri) in ("", "file"):
-            real = os.path.realpath(local_path(artifact_uri))
-            if not any(real == root or real.startswith(root + os.sep) for root in self._local_roots):
-                raise MlflowError(
-                    ErrorCode.PERMISSION_DENIED,
-                    "This server reads local artifacts only inside its artifact roots "
-                    "(--artifacts-destination, --default-artifact-root).",
-                )
+        self.confinement.require(artifact_uri)
         return await self.stores.repository(artifact_uri), relative
