@@ -11,6 +11,7 @@ import base64
 import functools
 import hashlib
 import hmac
+import re
 import secrets
 
 import bcrypt
@@ -43,7 +44,9 @@ def check_format(stored: str) -> None:
         return
     if stored.startswith(("$2a$", "$2b$", "$2y$")):
         return
-    raise UnsupportedHash("only bcrypt (htpasswd -B) and trackgate's scrypt hashes are accepted")
+    if _WERKZEUG.fullmatch(stored):
+        return
+    raise UnsupportedHash("only bcrypt (htpasswd -B), trackgate's scrypt and werkzeug's hashes are accepted")
 
 
 def verify(stored: str, password: str) -> bool:
@@ -58,9 +61,31 @@ def verify(stored: str, password: str) -> bool:
             maxmem=_MAXMEM, dklen=len(expected),
         )
         return hmac.compare_digest(actual, expected)
+    if match := _WERKZEUG.fullmatch(stored):
+        return _verify_werkzeug(match, password)
     # bcrypt reads only the first 72 bytes; bcrypt 5 refuses longer input rather than truncate.
     data = password.encode()
     return len(data) <= 72 and bcrypt.checkpw(data, stored.encode())
+
+
+# Werkzeug's generate_password_hash, as MLflow's basic-auth users were stored (imported by
+# `trackgate import-mlflow --auth-db`): "scrypt:N:r:p$salt$hex" or "pbkdf2:sha256:iterations$salt$hex".
+_WERKZEUG = re.compile(
+    r"(scrypt):(\d+):(\d+):(\d+)\$([^$]+)\$([0-9a-f]+)|pbkdf2:(sha\d+):(\d+)\$([^$]+)\$([0-9a-f]+)"
+)
+
+
+def _verify_werkzeug(match: re.Match[str], password: str) -> bool:
+    if match.group(1) == "scrypt":
+        n, r, p = (int(match.group(i)) for i in (2, 3, 4))
+        salt, expected = match.group(5).encode(), bytes.fromhex(match.group(6))
+        actual = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=132 * n * r * p,
+                                dklen=len(expected))
+    else:
+        algorithm, iterations = match.group(7), int(match.group(8))
+        salt, expected = match.group(9).encode(), bytes.fromhex(match.group(10))
+        actual = hashlib.pbkdf2_hmac(algorithm, password.encode(), salt, iterations, dklen=len(expected))
+    return hmac.compare_digest(actual, expected)
 
 
 @functools.cache
