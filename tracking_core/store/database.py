@@ -9,7 +9,6 @@ Other backends run writes concurrently. URIs are given the way `mlflow server` u
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -143,24 +142,18 @@ class Database:
         )
         self._inline = InlineSQLite(_inline_sqlite_engine(engine)) if self.is_sqlite else None
 
-    @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
+    # Plain functions handing back the underlying context manager: the store opens one of these
+    # per request, and a generator-based wrapper around it would cost as much as a SQLite insert.
+    def read(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
         if self._inline is not None:
-            async with self._inline.read() as inline:
-                yield inline  # type: ignore[misc]  # the AsyncConnection subset the store uses
-            return
-        async with self._read_engine.connect() as conn:
-            yield conn
+            return self._inline.read()  # type: ignore[return-value]  # the AsyncConnection subset the store uses
+        return self._read_engine.connect()
 
-    @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
+    def write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
         """One transaction, committed before the block's caller answers the client."""
         if self._inline is not None:
-            async with self._inline.write() as inline:
-                yield inline  # type: ignore[misc]
-            return
-        async with self._write_engine.begin() as conn:
-            yield conn
+            return self._inline.write()  # type: ignore[return-value]
+        return self._write_engine.begin()
 
     async def ping(self) -> None:
         if self._inline is not None:

@@ -81,6 +81,42 @@ def _as_sqlalchemy(exc: sqlite3.Error) -> sa.exc.DBAPIError:
     return sa.exc.DBAPIError.instance(None, None, exc, sqlite3.Error)
 
 
+class _WriteTransaction:
+    """`async with`: the write lock, BEGIN IMMEDIATE; COMMIT on success, ROLLBACK on any error.
+
+    A class rather than a generator-based context manager: it is entered on every write request,
+    and contextlib's machinery costs about as much as the statements of a `log_metric`.
+    """
+
+    __slots__ = ("_inline", "_sqlite")
+
+    def __init__(self, sqlite: InlineSQLite) -> None:
+        self._sqlite = sqlite
+        self._inline: InlineConnection | None = None
+
+    async def __aenter__(self) -> InlineConnection:
+        await self._sqlite._write_lock.acquire()
+        try:
+            self._inline = await self._sqlite._begin_write()
+        except BaseException:
+            self._sqlite._write_lock.release()
+            raise
+        return self._inline
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        inline = self._inline
+        assert inline is not None
+        try:
+            if exc_type is None:
+                self._sqlite._commit(inline)
+            else:
+                self._sqlite._rollback(inline)
+                if isinstance(exc, sqlite3.Error):
+                    raise _as_sqlalchemy(exc) from exc
+        finally:
+            self._sqlite._write_lock.release()
+
+
 class InlineSQLite:
     """Read connections and write transactions for one SQLite database file."""
 
@@ -101,25 +137,28 @@ class InlineSQLite:
         with self._connect(self.engine) as conn:
             yield InlineConnection(conn)
 
-    @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[InlineConnection]:
+    def write(self) -> _WriteTransaction:
         """One transaction on the write connection, committed before the block's caller goes on."""
-        async with self._write_lock:
-            inline = await self._begin_write()
-            try:
-                yield inline
-                inline.driver.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._end_failed(inline)
-                raise _as_sqlalchemy(exc) from exc
-            except BaseException:
-                self._end_failed(inline)
-                raise
-            finally:
-                if self._writer is not None and self._writer.in_transaction():
-                    # SQLAlchemy's own bookkeeping for statements it ran in this transaction; the
-                    # driver has already ended it, so this sends nothing.
-                    self._writer.rollback()
+        return _WriteTransaction(self)
+
+    def _commit(self, inline: InlineConnection) -> None:
+        try:
+            inline.driver.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._end_failed(inline)
+            raise _as_sqlalchemy(exc) from exc
+        finally:
+            self._forget_transaction()
+
+    def _rollback(self, inline: InlineConnection) -> None:
+        self._end_failed(inline)
+        self._forget_transaction()
+
+    def _forget_transaction(self) -> None:
+        if self._writer is not None and self._writer.in_transaction():
+            # SQLAlchemy's own bookkeeping for statements it ran in this transaction; the
+            # driver has already ended it, so this sends nothing.
+            self._writer.rollback()
 
     def _end_failed(self, inline: InlineConnection) -> None:
         try:
