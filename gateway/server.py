@@ -13,6 +13,7 @@ from aiohttp import web
 from gateway import keys
 from gateway.app import build_gateway_app
 from gateway.config import Config
+from gateway.limits import ConnectionGuard, GuardedSite
 from gateway.supervisor import CoreStartupError
 from tracking_core import log_format
 from tracking_core.settings import mask_uri
@@ -31,6 +32,8 @@ def make_runner(config: Config, app: web.Application) -> web.AppRunner:
         # Request bodies go to the core byte for byte, still compressed if the client compressed them.
         auto_decompress=False,
         handle_signals=False,
+        # aiohttp's default is an hour; the header and body timeouts are gateway.limits' sweeper.
+        keepalive_timeout=config.keepalive_timeout,
     )
 
 
@@ -48,7 +51,8 @@ async def start(config: Config, app: web.Application | None = None) -> web.AppRu
         await runner.setup()  # runs the supervisor's cleanup_ctx: workers up, core ready
         log.info("core ready in %.2f s", time.monotonic() - started)
         ssl_context = tls.listening if tls is not None else None
-        site = web.TCPSite(runner, config.host, config.port, reuse_address=True, ssl_context=ssl_context)
+        site = GuardedSite(runner, ConnectionGuard(config), config.host, config.port, reuse_address=True,
+                           ssl_context=ssl_context)
         await site.start()
     except BaseException:
         await runner.cleanup()
