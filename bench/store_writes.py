@@ -38,13 +38,18 @@ class RoundTrips:
         sync = engine.sync_engine
         event.listen(sync, "before_cursor_execute", self._one)
         for name in ("begin", "commit", "rollback"):
-            event.listen(sync, name, self._one)
+            event.listen(sync, name, self._verb)
         # The pool's pre-ping (a SELECT 1 / ping outside the statement events).
         event.listen(sync.pool, "checkout", self._checkout)
         self.pre_ping = sync.pool._pre_ping  # type: ignore[attr-defined]
 
     def _one(self, *_: Any, **__: Any) -> None:
         self.count += 1
+
+    def _verb(self, conn: Any, *_: Any) -> None:
+        # Autocommit connections send no BEGIN/COMMIT/ROLLBACK, though SQLAlchemy fires the events.
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            self.count += 1
 
     def _checkout(self, *_: Any) -> None:
         if self.pre_ping:

@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tracking_core.entities import MAX_DOUBLE
+from tracking_core.entities import MAX_DOUBLE, LifecycleStage
 from tracking_core.errors import invalid, not_found
+from tracking_core.store import pg_metrics, tables
 from tracking_core.store import sqlite_writes as sql
-from tracking_core.store import tables
 from tracking_core.store.database import Database
 from tracking_core.store.logged_models import require_model
 from tracking_core.store.runs import RUN_NAME_TAG, active_run, require_run
@@ -191,11 +191,23 @@ class RunLogStore:
         params: list[tuple[str, str]],
         tags: list[tuple[str, str]],
     ) -> None:
+        if metrics and not params and not tags and self.db.dialect == "postgresql":
+            await self._log_metrics_pg(run_id, metrics)
+            return
         async with self.db.write() as conn:
             experiment_id = await active_run(conn, run_id)
             await _write_params(conn, run_id, params)
             await _write_metrics(conn, run_id, experiment_id, metrics)
             await _write_tags(conn, run_id, tags)
+
+    async def _log_metrics_pg(self, run_id: str, metrics: list[MetricPoint]) -> None:
+        rows = [p.row(run_id) for p in metrics]
+        # One atomic statement, so no BEGIN/COMMIT around it (see pg_metrics).
+        async with self.db.single_statement() as conn:
+            bound = pg_metrics.parameters(run_id, rows, _newest(rows))
+            state = (await conn.execute(pg_metrics.LOG_METRICS, bound)).first()
+            if state is None or state[1] != LifecycleStage.ACTIVE:
+                await require_run(conn, run_id)  # nothing was written; raises the error MLflow gives
 
     async def delete_tag(self, run_id: str, key: str) -> None:
         async with self.db.write() as conn:
