@@ -14,6 +14,7 @@ from tracking_core.api import (
     graphql_api,
     logged_models,
     meta,
+    openapi,
     run_artifacts,
     runs,
     ui_helpers,
@@ -78,6 +79,8 @@ def build_app(config: CoreSettings) -> web.Application:
         run_artifacts.add_routes(app, prefix)
         ui_helpers.add_routes(app, prefix)
         graphql_api.add_routes(app, prefix)
+        auth_endpoints = AUTH_ENDPOINTS if config.authorization else ()
+        openapi.add_route(app, prefix, (*TRACKING_ENDPOINTS, *auth_endpoints))
         ui.add_routes(app, prefix)
     else:
         paths = [path for path, _ in run_artifacts.DOWNLOAD_ROUTES]
