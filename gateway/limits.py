@@ -13,7 +13,9 @@ connections (`GuardedHandler`) are:
   that keeps moving, or waits on the core, is never cut); an idle keep-alive connection closes
   after `keepalive_timeout` (aiohttp's own timer);
 - reported once: the first such event of a kind is logged, later ones are counted and summed
-  up in one line a minute, not one line per connection.
+  up in one line a minute, not one line per connection;
+- refused plainly when malformed: one info line and an MLflow-shaped 400 that never quote the
+  offending bytes (an oversized Authorization header is a credential).
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ import time
 from collections import Counter
 from typing import Any
 
-from aiohttp import web
+from aiohttp import http_exceptions, web
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from gateway.config import Config
+from gateway.errors import mlflow_error
 from gateway.forwarded import TrustedProxies
 
 log = logging.getLogger("trackgate.limits")
@@ -40,6 +44,17 @@ FD_HEADROOM = 128  # descriptors kept for the core socket, the database, logs an
 
 _REFUSED = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 _TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+# What a client is told (and the log says) for a request aiohttp's parser refused: fixed words,
+# never the parser's message, which quotes the offending bytes.
+_BAD_REQUEST_REASONS: dict[type[BaseException], str] = {
+    http_exceptions.LineTooLong: "A request line or header field is too long.",
+    http_exceptions.BadHttpMethod: "Malformed request method.",
+    http_exceptions.BadStatusLine: "Malformed request line.",
+    http_exceptions.InvalidHeader: "Malformed header field.",
+    http_exceptions.InvalidURLError: "Malformed request target.",
+    http_exceptions.ContentLengthError: "Request body does not match its Content-Length.",
+    http_exceptions.TransferEncodingError: "Malformed chunked request body.",
+}
 
 
 class Notices:
@@ -179,6 +194,19 @@ class GuardedHandler(RequestHandler):
             transport = self.transport
             self.force_close()
             transport.abort()
+
+    def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        """A request aiohttp could not parse (a header too long, a bad request line...): one short
+        info line and an MLflow-shaped answer. aiohttp's own logs it at ERROR with a traceback and
+        echoes the offending bytes, a credential among them, in its answer and its log."""
+        if status >= 500:
+            return super().handle_error(request, status, exc, message)
+        reason = _BAD_REQUEST_REASONS.get(type(exc), "Malformed HTTP request.")
+        log.info("refused a malformed request from %s: %s", self._address or request.remote, reason)
+        response = mlflow_error(status, "BAD_REQUEST", reason)
+        response.force_close()
+        return response
 
     def _refuse(self, answer: bytes) -> None:
         transport = self.transport
