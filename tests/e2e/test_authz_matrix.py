@@ -11,6 +11,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,7 @@ def as_user(name: str | None, token: str | None = None) -> Iterator[None]:
 class World:
     server: RunningServer
     token: str  # a token trackgate issued to subject ci-deploy
+    group_token: str  # a token for sso-carol carrying groups ["team-edit"], as an SSO/JWT caller has
     experiment_id: str
     run_id: str
     model: str
@@ -66,6 +68,25 @@ class World:
     @property
     def url(self) -> str:
         return self.server.url
+
+
+def _group_token(db_uri: str) -> str:
+    """A bearer token with a `groups` claim, signed with the server's stored key: the caller is a
+    member of the role `team-edit` by group alone, as an SSO user of that group is."""
+    import jwt
+    import sqlalchemy as sa
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    engine = sa.create_engine(db_uri)
+    with engine.connect() as conn:
+        pem = conn.execute(sa.text("SELECT value FROM gateway_secrets WHERE name = 'token_signing_key'")).scalar_one()
+    engine.dispose()
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    now = int(time.time())
+    claims = {"iss": "trackgate", "aud": "trackgate", "sub": "sso-carol", "groups": ["team-edit"], "iat": now,
+              "exp": now + 3600, "jti": "authz-group-token"}
+    return jwt.encode(claims, key, algorithm="EdDSA" if isinstance(key, ed25519.Ed25519PrivateKey) else "ES256")
 
 
 @pytest.fixture(scope="module")
@@ -101,21 +122,23 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             auth.assign_role("member", role.id)
             # A role grant does not lift an explicit DENY.
             auth.assign_role("denied", role.id)
-        yield World(server, issued.stdout.strip(), experiment_id, run_id, "team-model")
+        yield World(server, issued.stdout.strip(), _group_token(db), experiment_id, run_id, "team-model")
         mlflow.set_tracking_uri("")
 
 
-ALL = {"admin", "owner", "reader", "editor", "denied", "member", "ci", "anonymous"}
+ALL = {"admin", "owner", "reader", "editor", "denied", "member", "group", "ci", "anonymous"}
 EXPERIMENT_READ = ALL - {"denied", "anonymous"}
-EXPERIMENT_EDIT = {"admin", "owner", "editor", "member"}
+EXPERIMENT_EDIT = {"admin", "owner", "editor", "member", "group"}
 MANAGE = {"admin", "owner"}
 MODEL_READ = ALL - {"denied", "anonymous"}
-MODEL_EDIT = {"admin", "owner", "editor", "member", "ci"}
+MODEL_EDIT = {"admin", "owner", "editor", "member", "group", "ci"}
 
 
 def _client_for(world: World, who: str) -> contextlib.AbstractContextManager[None]:
     if who == "ci":
         return as_user(None, world.token)
+    if who == "group":
+        return as_user(None, world.group_token)
     return as_user(None if who == "anonymous" else who)
 
 
@@ -246,8 +269,9 @@ def test_auth_api(world: World) -> None:
         with pytest.raises(RestException, match="RESOURCE_ALREADY_EXISTS"):
             auth.grant_user_permission("editor", "experiment", world.experiment_id, "READ")
     with as_user("admin"):
-        assert {u for u in ("owner", "member")} <= {r.username for r in auth.list_role_users(
-            auth.list_roles("default")[0].id)} | {"owner"}
+        role = auth.list_roles("default")[0]
+        members = {a.user_id for a in auth.list_role_users(role.id)}
+        assert members == {auth.get_user("member").id, auth.get_user("denied").id}
         assert [r.name for r in auth.list_user_roles("member")] == ["team-edit"]
         auth.update_user_admin("reader", True)
     with as_user("reader"):
@@ -271,8 +295,6 @@ def test_password_change_needs_current_password(world: World) -> None:
 
 
 def test_audit_records_writes_and_denials(world: World) -> None:
-    import time
-
     time.sleep(1.2)  # the audit sink writes in batches every half second
     response = requests.get(world.url + "/api/2.0/trackgate/audit/search", auth=("admin", PASSWORD), timeout=10)
     records = response.json()["records"]

@@ -35,7 +35,7 @@ async def query(
         stmt = stmt.where(A.action == action)
     stmt = stmt.order_by(A.time_ms.desc(), A.id.desc()).limit(min(max_results, MAX_LIST))
     async with db.read() as conn:
-        return [dict(r._mapping) for r in await conn.execute(stmt)]
+        return [{str(k): v for k, v in r._mapping.items()} for r in await conn.execute(stmt)]
 
 
 async def prune(db: Database, before_ms: int, max_slices: int | None = None) -> int:

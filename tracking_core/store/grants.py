@@ -85,7 +85,7 @@ async def list_grants(conn: AsyncConnection, subject: str | None = None) -> list
     )
     if subject is not None:
         stmt = stmt.where(P.subject == subject)
-    return [dict(r._mapping) for r in await conn.execute(stmt)]
+    return [{str(k): v for k, v in r._mapping.items()} for r in await conn.execute(stmt)]
 
 
 async def rename_resource(conn: AsyncConnection, rtype: str, old: str, new: str) -> None:
