@@ -1,7 +1,7 @@
 """Metric writes to runs that cannot take them, and batches of metrics alone, on every backend.
 
 On PostgreSQL a metrics-only write is one statement that checks the run and writes only if it is
-active (store/pg_metrics.py); on SQLite the write runs on the driver cursor. Both must answer
+active (store/pg_writes.py); on SQLite the write runs on the driver cursor. Both must answer
 exactly as the generic path does and leave nothing behind when they refuse.
 """
 

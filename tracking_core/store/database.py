@@ -155,9 +155,9 @@ class Database:
             return self._inline.write()  # type: ignore[return-value]
         return self._write_engine.begin()
 
-    def single_statement(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
-        """A PostgreSQL connection without BEGIN/COMMIT, for one statement that is atomic on its
-        own (a write made of data-modifying CTEs): one round trip instead of three."""
+    def autocommit(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """A PostgreSQL connection without BEGIN/COMMIT, for writes made of statements each atomic
+        on its own (data-modifying CTEs, see pg_writes): one round trip each instead of three."""
         assert self.dialect == "postgresql"
         return self._read_engine.connect()
 

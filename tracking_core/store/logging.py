@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.entities import MAX_DOUBLE, LifecycleStage
 from tracking_core.errors import invalid, not_found
-from tracking_core.store import pg_metrics, tables
+from tracking_core.store import pg_writes, tables
 from tracking_core.store import sqlite_writes as sql
 from tracking_core.store.database import Database
 from tracking_core.store.logged_models import require_model
@@ -202,10 +202,10 @@ class RunLogStore:
 
     async def _log_metrics_pg(self, run_id: str, metrics: list[MetricPoint]) -> None:
         rows = [p.row(run_id) for p in metrics]
-        # One atomic statement, so no BEGIN/COMMIT around it (see pg_metrics).
-        async with self.db.single_statement() as conn:
-            bound = pg_metrics.parameters(run_id, rows, _newest(rows))
-            state = (await conn.execute(pg_metrics.LOG_METRICS, bound)).first()
+        # One atomic statement, so no BEGIN/COMMIT around it (see pg_writes).
+        async with self.db.autocommit() as conn:
+            bound = pg_writes.parameters(run_id, rows, _newest(rows))
+            state = (await conn.execute(pg_writes.LOG_METRICS, bound)).first()
             if state is None or state[1] != LifecycleStage.ACTIVE:
                 await require_run(conn, run_id)  # nothing was written; raises the error MLflow gives
 

@@ -17,7 +17,7 @@ from tracking_core.errors import invalid, not_found
 from tracking_core.search import page_token
 from tracking_core.search.runs import select_runs
 from tracking_core.store import experiments as experiment_queries
-from tracking_core.store import run_json, tables
+from tracking_core.store import pg_writes, run_json, tables
 from tracking_core.store import sqlite_writes as sql
 from tracking_core.store.clock import now_ms
 from tracking_core.store.database import Database
@@ -209,6 +209,28 @@ class RunStore:
             "lifecycle_stage": LifecycleStage.ACTIVE.value,
         }
         tag_rows = [{"run_id": run_id, "key": k, "value": v} for k, v in tag_map.items()]
+        if self.db.dialect == "postgresql":
+            await self._insert_pg(row, tag_map)
+        else:
+            await self._insert(row, tag_rows)
+        # A new run has exactly what was just written; no need to read it back.
+        tags = [{"key": t["key"], "value": t["value"]} for t in sorted(tag_rows, key=lambda t: t["key"])]
+        return {"info": render_info(SimpleNamespace(**row)), "data": {"tags": tags}, "inputs": {}, "outputs": {}}
+
+    async def _insert_pg(self, row: dict[str, Any], tags: dict[str, str]) -> None:
+        """Two statements, no BEGIN/COMMIT (see pg_writes)."""
+        experiment_id = row["experiment_id"]
+        async with self.db.autocommit() as conn:
+            experiment = (await conn.execute(pg_writes.EXPERIMENT_STATE, {"experiment_id": experiment_id})).first()
+            if experiment is None or experiment[1] != LifecycleStage.ACTIVE:
+                await experiment_queries.require_active(conn, experiment_id)  # raises the right error
+            row["artifact_uri"] = join_uri(experiment[0], row["run_id"], "artifacts")
+            bound = {**row, "tag_keys": list(tags), "tag_values": list(tags.values())}
+            if await conn.scalar(pg_writes.CREATE_RUN, bound) == 0:
+                await experiment_queries.require_active(conn, experiment_id)  # deleted meanwhile: raises
+
+    async def _insert(self, row: dict[str, Any], tag_rows: list[dict[str, Any]]) -> None:
+        experiment_id, run_id = row["experiment_id"], row["run_id"]
         async with self.db.write() as conn:
             driver = sqlite_driver(conn)
             if driver is not None:
@@ -223,9 +245,6 @@ class RunStore:
                 row["artifact_uri"] = join_uri(experiment.artifact_location, run_id, "artifacts")
                 await conn.execute(_INSERT_RUN, row)
                 await conn.execute(_INSERT_TAG, tag_rows)
-        # A new run has exactly what was just written; no need to read it back.
-        tags = [{"key": t["key"], "value": t["value"]} for t in sorted(tag_rows, key=lambda t: t["key"])]
-        return {"info": render_info(SimpleNamespace(**row)), "data": {"tags": tags}, "inputs": {}, "outputs": {}}
 
     async def get(self, run_id: str) -> dict[str, Any]:
         async with self.db.read() as conn:

@@ -1,11 +1,16 @@
-"""PostgreSQL: logging metric points is one statement, and so one round trip.
+"""PostgreSQL: the hottest writes in as few statements (network round trips) as they can be.
 
-`log_metric` (and a `log_batch` of metrics alone) needs the run's state, the points, the model
-copies and the latest value per key. Sent as separate statements inside BEGIN/COMMIT that is five
-round trips, each of them a network hop to Cloud SQL. Here one statement with data-modifying CTEs
-reads the run and writes all three tables only if the run is active, atomically on its own (no
-BEGIN/COMMIT), and returns the run's state so the caller can tell "not found" and "not active"
-apart from success. The points travel as one array per column (`unnest`), whatever their number.
+Logging metric points is one statement. `log_metric` (and a `log_batch` of metrics alone) needs
+the run's state, the points, the model copies and the latest value per key. Sent as separate
+statements inside BEGIN/COMMIT that is five round trips, each a network hop to Cloud SQL. Here
+one statement with data-modifying CTEs reads the run and writes all three tables only if the run
+is active, atomically on its own (no BEGIN/COMMIT), and returns the run's state so the caller can
+tell "not found" and "not active" apart from success. The points travel as one array per column
+(`unnest`), whatever their number.
+
+Creating a run is two: the experiment's artifact location is read first (the run's artifact URI is
+built from it in Python), then one statement inserts the run and its tags only if the experiment
+is still active.
 """
 
 from __future__ import annotations
@@ -52,6 +57,32 @@ l AS (
 )
 SELECT experiment_id, lifecycle_stage FROM run
 """)
+
+
+CREATE_RUN = sa.text("""
+WITH live AS (
+    SELECT experiment_id FROM experiments
+    WHERE experiment_id = CAST(:experiment_id AS integer) AND lifecycle_stage = 'active'
+),
+r AS (
+    INSERT INTO runs (run_id, experiment_id, name, user_id, status, start_time, end_time, deleted_time,
+                      lifecycle_stage, artifact_uri)
+    SELECT CAST(:run_id AS text), live.experiment_id, CAST(:name AS text), CAST(:user_id AS text),
+           CAST(:status AS text), CAST(:start_time AS bigint), NULL, NULL, CAST(:lifecycle_stage AS text),
+           CAST(:artifact_uri AS text)
+    FROM live
+    RETURNING run_id
+),
+t AS (
+    INSERT INTO run_tags (run_id, key, value)
+    SELECT r.run_id, t.key, t.value
+    FROM r, unnest(CAST(:tag_keys AS text[]), CAST(:tag_values AS text[])) AS t(key, value)
+)
+SELECT count(*) FROM r
+""")
+EXPERIMENT_STATE = sa.text(
+    "SELECT artifact_location, lifecycle_stage FROM experiments WHERE experiment_id = :experiment_id"
+)
 
 
 def parameters(run_id: str, rows: Sequence[dict[str, Any]], newest: Sequence[dict[str, Any]]) -> dict[str, Any]:
