@@ -26,6 +26,14 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="URI",
         help="trackgate tracking database; created if empty, resumed if an earlier import stopped.",
     )
+    parser.add_argument(
+        "--auth-db",
+        dest="auth_db",
+        metavar="URI",
+        default=None,
+        help="MLflow's basic-auth database (basic_auth.ini database_uri): users keep their passwords, "
+        "permissions become grants.",
+    )
     parser.add_argument("--dry-run", action="store_true", help="Check and count what would be imported; write nothing.")
     parser.add_argument("--quiet", action="store_true", help="No progress bar.")
     parser.add_argument(
@@ -67,6 +75,7 @@ def run_import(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size,
                 dry_run=args.dry_run,
                 progress=lambda totals: Progress(totals, enabled=enabled),
+                auth_db=args.auth_db,
             )
         )
     except ImportRefused as exc:
@@ -81,6 +90,8 @@ def run_import(args: argparse.Namespace) -> int:
     for entity, count in report.counts.items():
         if count:
             print(f"  {entity.replace('_', ' ')}: {count:,}")
+    for what, count in report.auth_counts.items():
+        print(f"  {what}: {count:,}")
     if report.resumed_at_run:
         print(f"  (metric histories resumed at run {report.resumed_at_run})")
     return 0

@@ -20,6 +20,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tracking_core.importer.auth_import import import_auth
 from tracking_core.importer.detect import ImportRefused, is_mlruns
 from tracking_core.importer.progress import Progress
 from tracking_core.importer.rows import ENTITIES, Source
@@ -41,6 +42,7 @@ class Report:
     counts: dict[str, int] = field(default_factory=dict)
     resumed_at_run: str | None = None
     dry_run: bool = False
+    auth_counts: dict[str, int] = field(default_factory=dict)
 
 
 def _file_store_path(source: str) -> Path | None:
@@ -94,6 +96,7 @@ async def import_mlflow(
     batch_size: int = DEFAULT_BATCH_SIZE,
     dry_run: bool = False,
     progress: ProgressFactory | None = None,
+    auth_db: str | None = None,
 ) -> Report:
     """Import `source_uri` into `config.backend_store_uri`; ImportRefused (nothing written) if it cannot."""
     target_uri = config.backend_store_uri
@@ -119,9 +122,10 @@ async def import_mlflow(
                     f"{mask_uri(target_uri)} already holds different entities with the source's ids; nothing was "
                     f"imported. Import into a new database, or remove these first:\n  {shown}{more}"
                 )
-            if dry_run:
-                return report
-            await _copy(source, target, report, progress(totals) if progress else None)
+            if not dry_run:
+                await _copy(source, target, report, progress(totals) if progress else None)
+            if auth_db is not None and not empty:
+                report.auth_counts = await import_auth(auth_db, engine, dry_run=dry_run)
         finally:
             await engine.dispose()
     return report
