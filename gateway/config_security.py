@@ -54,6 +54,12 @@ def validate_exposure(v: Mapping[str, Any], where: Where) -> list[str]:
             f"host {v['host']}{where('host')} listens beyond this machine with no authentication: set auth "
             "(e.g. --auth basic) or, to let everyone who can reach the port in, --allow-anonymous."
         )
+    sso = bool(v["oidc_issuer_url"]) or "oidc" in v["auth"]
+    if sso and not v["oidc_redirect_url"] and (v["disable_security_middleware"] or "*" in v["allowed_hosts"]):
+        # The callback and sign-out URLs would come from whatever Host a request names.
+        problems.append("oidc sign-on with every Host accepted (allowed_hosts = * or the security middleware "
+                        "disabled) needs oidc_redirect_url, the public callback URL, e.g. "
+                        "https://mlflow.example.com/oauth2/callback.")
     frame = v["x_frame_options"]
     if frame.upper() not in X_FRAME_OPTIONS:
         problems.append(f"x_frame_options must be one of {', '.join(X_FRAME_OPTIONS)}, not {frame!r}"

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -41,11 +42,20 @@ FRAMEABLE_PREFIX = "/static-files/lib/notebook-trace-renderer"
 PREFLIGHT_MAX_AGE = "600"
 
 
-def default_allowed_hosts() -> tuple[str, ...]:
-    """mlflow's default: the loopback names with and without a port, and private address ranges."""
-    with_port = [("[[]" + name[1:] if name.startswith("[") else name) + ":*" for name in LOCALHOST_NAMES]
-    private = ["192.168.*", "10.*", *(f"172.{i}.*" for i in range(16, 32)), "fc00:*", "fd00:*"]
-    return (*LOCALHOST_NAMES, *with_port, *private)
+def is_default_host(host: str) -> bool:
+    """mlflow's default allow-list: the loopback names and private addresses, any port. Private
+    addresses as IP literals only: mlflow's patterns ("10.*") also let a name such as
+    10.attacker.example through, which is exactly what a rebinding attacker can register."""
+    if host.startswith("["):
+        name = host[: host.find("]") + 1]
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if name in LOCALHOST_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_private
+    except ValueError:
+        return False
 
 
 def _matches(value: str, patterns: tuple[str, ...]) -> bool:
@@ -56,7 +66,7 @@ class Policy:
     """The decisions, from the config once."""
 
     def __init__(self, config: Config) -> None:
-        self.hosts = config.allowed_hosts or default_allowed_hosts()
+        self.hosts = config.allowed_hosts
         self.check_host = "*" not in self.hosts
         self.origins = config.cors_allowed_origins
         self.any_origin = "*" in self.origins
@@ -69,8 +79,10 @@ class Policy:
         self.frameable = f"{prefix}{FRAMEABLE_PREFIX}"
 
     def host_allowed(self, request: web.Request) -> bool:
-        return (not self.check_host or request.path in self.exempt
-                or (bool(request.host) and _matches(request.host, self.hosts)))
+        if not self.check_host or request.path in self.exempt:
+            return True
+        host = request.host
+        return bool(host) and (_matches(host, self.hosts) if self.hosts else is_default_host(host))
 
     def origin_allowed(self, origin: str) -> bool:
         """May `origin` read answers (credentialed CORS)?"""
