@@ -41,8 +41,20 @@ class FileSession(abc.ABC):
         """Every child of the directory `path` (temporary names included)."""
 
     @abc.abstractmethod
+    async def mkdir(self, path: str) -> None:
+        """Create the directory `path`, whose parent exists; one that already exists is fine."""
+
     async def makedirs(self, path: str) -> None:
         """Create `path` and its parents; raise ParentIsFile if something in the way is a file."""
+        found = await self.stat(path)
+        if found is not None:
+            if not found.is_dir:
+                raise ParentIsFile(path)
+            return
+        parent = posixpath.dirname(path)
+        if parent != path:
+            await self.makedirs(parent)
+        await self.mkdir(path)
 
     @abc.abstractmethod
     async def write(self, path: str, chunks: AsyncIterable[bytes]) -> int:

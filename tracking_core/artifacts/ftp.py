@@ -15,7 +15,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from tracking_core.artifacts.filetrees import FileSession, FileTreeRepository, ParentIsFile
+from tracking_core.artifacts.filetrees import FileSession, FileTreeRepository
 from tracking_core.artifacts.repository import (
     CHUNK_SIZE,
     ArtifactRepository,
@@ -62,16 +62,14 @@ class FtpSession(FileSession):
                 entries.append(Entry(child.name, False, int(info.get("size", 0))))
         return entries
 
-    async def makedirs(self, path: str) -> None:
-        found = await self.stat(path)
-        if found is not None:
-            if not found.is_dir:
-                raise ParentIsFile(path)
-            return
-        parent = path.rsplit("/", 1)[0] or "/"
-        if parent != path:
-            await self.makedirs(parent)
-        await self.client.command("MKD " + path, "257")
+    async def mkdir(self, path: str) -> None:
+        import aioftp
+
+        try:
+            await self.client.command("MKD " + path, "257")
+        except aioftp.StatusCodeError:
+            if not await self.client.is_dir(path):  # made by a concurrent upload: fine
+                raise
 
     async def write(self, path: str, chunks: AsyncIterable[bytes]) -> int:
         size = 0

@@ -97,7 +97,11 @@ class WebHdfsSession(FileSession):
             for s in statuses
         ]
 
+    async def mkdir(self, path: str) -> None:
+        await self.makedirs(path)
+
     async def makedirs(self, path: str) -> None:
+        # MKDIRS creates the parents itself, in one call.
         try:
             await self._call("PUT", path, "MKDIRS")
         except WebHdfsError as exc:

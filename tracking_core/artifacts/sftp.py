@@ -20,7 +20,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from tracking_core.artifacts.filetrees import FileSession, FileTreeRepository, ParentIsFile
+from tracking_core.artifacts.filetrees import FileSession, FileTreeRepository
 from tracking_core.artifacts.repository import (
     CHUNK_SIZE,
     ArtifactRepository,
@@ -61,19 +61,15 @@ class SftpSession(FileSession):
             entries.append(Entry(name.filename, found.is_dir, found.size))
         return entries
 
-    async def makedirs(self, path: str) -> None:
+    async def mkdir(self, path: str) -> None:
         import asyncssh
 
-        found = await self.stat(path)
-        if found is not None:
-            if not found.is_dir:
-                raise ParentIsFile(path)
-            return
-        parent = path.rsplit("/", 1)[0] or "/"
-        if parent != path:
-            await self.makedirs(parent)
-        with contextlib.suppress(asyncssh.SFTPFileAlreadyExists):  # a concurrent upload made it
+        try:
             await self.sftp.mkdir(path)
+        except (asyncssh.SFTPFileAlreadyExists, asyncssh.SFTPFailure):
+            # OpenSSH answers plain FAILURE for "exists"; made by a concurrent upload: fine.
+            if not await self.sftp.isdir(path):
+                raise
 
     async def write(self, path: str, chunks: AsyncIterable[bytes]) -> int:
         size = 0
