@@ -65,7 +65,7 @@ def _run(client: MlflowClient, run: Any) -> dict[str, Any]:
     # Input order is the database's row order (MLflow's store has no ORDER BY there either).
     for part in ("dataset_inputs", "model_inputs"):
         if part in data.get("inputs", {}):
-            data["inputs"][part] = _sorted(data["inputs"][part])
+            data["inputs"][part] = _sorted([_unordered(item, "tags") for item in data["inputs"][part]])
     data["histories"] = {
         key: [_nan_safe((m.key, m.value, m.timestamp, m.step)) for m in client.get_metric_history(run.info.run_id, key)]
         for key in sorted(run.data.metrics)

@@ -65,7 +65,7 @@ def _latest_metric(r: Any) -> Row:
         "key": r.key,
         "step": r.step or 0,
         "timestamp": r.timestamp or 0,
-        "value": r.value,
+        "value": float(r.value),
         "is_nan": bool(r.is_nan),
     }
 
@@ -130,7 +130,7 @@ def _logged_model_metric(r: Any) -> Row:
         "timestamp": r.metric_timestamp_ms,
         "step": r.metric_step,
         "run_id": r.run_id,
-        "value": r.metric_value if r.metric_value is not None else 0.0,
+        "value": float(r.metric_value) if r.metric_value is not None else 0.0,
         "is_nan": r.metric_value is None,
         "experiment_id": int(r.experiment_id),
         "dataset_name": r.dataset_name,
@@ -282,4 +282,5 @@ class SqlSource:
             query = query.where(m.c.run_uuid >= from_run)
         # The run_uuid index (MLflow has one since 2.x) serves this order without a sort.
         async for part in self._stream(query.order_by(m.c.run_uuid)):
-            yield [(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in part]
+            # float(): MySQL schemas of older MLflow releases keep values as DECIMAL.
+            yield [(r[0], r[1], r[2], r[3], float(r[4]), bool(r[5])) for r in part]
