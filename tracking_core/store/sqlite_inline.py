@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -81,6 +81,24 @@ def _as_sqlalchemy(exc: sqlite3.Error) -> sa.exc.DBAPIError:
     return sa.exc.DBAPIError.instance(None, None, exc, sqlite3.Error)
 
 
+class _ReadConnection:
+    """`async with`: a pooled connection for reads (a class for the reason `_WriteTransaction` is)."""
+
+    __slots__ = ("_connection", "_engine")
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._connection: sa.Connection | None = None
+
+    async def __aenter__(self) -> InlineConnection:
+        self._connection = self._engine.connect()
+        return InlineConnection(self._connection)
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._connection is not None
+        self._connection.close()
+
+
 class _WriteTransaction:
     """`async with`: the write lock, BEGIN IMMEDIATE; COMMIT on success, ROLLBACK on any error.
 
@@ -127,15 +145,8 @@ class InlineSQLite:
         self._write_lock = asyncio.Lock()
         self._writer: sa.Connection | None = None
 
-    @contextlib.contextmanager
-    def _connect(self, engine: sa.Engine) -> Iterator[sa.Connection]:
-        with engine.connect() as conn:
-            yield conn
-
-    @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[InlineConnection]:
-        with self._connect(self.engine) as conn:
-            yield InlineConnection(conn)
+    def read(self) -> _ReadConnection:
+        return _ReadConnection(self.engine)
 
     def write(self) -> _WriteTransaction:
         """One transaction on the write connection, committed before the block's caller goes on."""
@@ -195,7 +206,7 @@ class InlineSQLite:
             self._writer = None
 
     def ping(self) -> None:
-        with self._connect(self.engine) as conn:
+        with self.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
 
     def close(self) -> None:
