@@ -63,9 +63,12 @@ def verify(stored: str, password: str) -> bool:
         return hmac.compare_digest(actual, expected)
     if match := _WERKZEUG.fullmatch(stored):
         return _verify_werkzeug(match, password)
-    # bcrypt reads only the first 72 bytes; bcrypt 5 refuses longer input rather than truncate.
+    # bcrypt reads only the first 72 bytes; bcrypt 5 refuses longer input rather than truncate, and
+    # so do we (a longer password must not match on its prefix). The hash runs all the same, so a
+    # long password costs what any other does and timing does not tell that the user exists.
     data = password.encode()
-    return len(data) <= 72 and bcrypt.checkpw(data, stored.encode())
+    matches = bcrypt.checkpw(data[:72], stored.encode())
+    return matches and len(data) <= 72
 
 
 # Werkzeug's generate_password_hash, as MLflow's basic-auth users were stored (imported by

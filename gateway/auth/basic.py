@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway import keys
 from gateway.auth import passwords
 from gateway.auth.base import AuthenticationFailed, Consumed, Identity, Method
-from gateway.auth.htpasswd import Htpasswd
+from gateway.auth.htpasswd import Htpasswd, bcrypt_cost, dummy_bcrypt
 
 log = logging.getLogger("trackgate.auth.basic")
 
@@ -77,6 +77,17 @@ class UserSources:
             self._select = sa.select(users.c.password_hash, users.c.is_admin).where(
                 users.c.name == sa.bindparam("name")
             )
+
+    def decoys(self, user: StoredUser | None) -> list[str]:
+        """Hashes checked besides the user's own (and discarded), so that every name costs the same
+        whichever source holds it, or none: the database's scrypt and the htpasswd file's bcrypt,
+        each where that source did not supply the hash."""
+        decoys = []
+        if self._engine is not None and (user is None or bcrypt_cost(user.password_hash) is not None):
+            decoys.append(passwords.dummy_hash())
+        if self._htpasswd is not None and (user is None or bcrypt_cost(user.password_hash) is None):
+            decoys.append(dummy_bcrypt(self._htpasswd.typical_cost()))
+        return decoys
 
     async def find(self, name: str) -> StoredUser | None:
         if self._engine is not None:
@@ -209,13 +220,22 @@ class BasicAuthenticator:
 
     async def _verify(self, name: str, password: str, address: str) -> StoredUser | None:
         user = await self._sources.find(name)
-        stored = user.password_hash if user is not None else passwords.dummy_hash()
+        decoys = self._sources.decoys(user)
         async with self._hashing.slot(address):
-            try:
-                ok = await asyncio.to_thread(passwords.verify, stored, password)
-            except passwords.UnsupportedHash:
-                ok = False
-        return user if ok and user is not None else None
+            ok = await asyncio.to_thread(_verify_with_decoys, user, decoys, password)
+        return user if ok else None
+
+
+def _verify_with_decoys(user: StoredUser | None, decoys: list[str], password: str) -> bool:
+    """The user's own check, then the decoys' (whose outcome is ignored), in one thread."""
+    ok = False
+    for stored in ([user.password_hash] if user is not None else []) + decoys:
+        try:
+            matched = passwords.verify(stored, password)
+        except passwords.UnsupportedHash:
+            matched = False
+        ok = ok or (matched and user is not None and stored == user.password_hash)
+    return ok
 
 
 @contextlib.asynccontextmanager

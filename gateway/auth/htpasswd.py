@@ -8,15 +8,35 @@ without a restart.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import secrets
 import time
+from collections import Counter
+
+import bcrypt
 
 from gateway.auth import passwords
 
 log = logging.getLogger("trackgate.auth.htpasswd")
 
 RELOAD_CHECK = 2.0
+DEFAULT_COST = 5  # htpasswd -B
+
+
+def bcrypt_cost(stored: str) -> int | None:
+    """The cost (log2 rounds) of a bcrypt hash; None for any other kind."""
+    parts = stored.split("$")
+    if stored.startswith(("$2a$", "$2b$", "$2y$")) and len(parts) > 2 and parts[2].isdigit():
+        return int(parts[2])
+    return None
+
+
+@functools.cache
+def dummy_bcrypt(cost: int) -> str:
+    """A bcrypt hash of a random password at `cost`, checked where an htpasswd user's hash would be."""
+    return bcrypt.hashpw(secrets.token_urlsafe(16).encode(), bcrypt.gensalt(rounds=cost)).decode()
 
 
 def parse(text: str, path: str = "htpasswd") -> dict[str, str]:
@@ -57,6 +77,12 @@ class Htpasswd:
             # Keep the last good set: a file being replaced must not lock everyone out.
             log.warning("cannot read %s (%s); keeping the users read before", self.path, type(exc).__name__)
         self._checked = time.monotonic()
+
+    def typical_cost(self) -> int:
+        """The bcrypt cost most of the file's users have (htpasswd -B's default for an empty file):
+        what checking a name that is not in the file must cost."""
+        costs = Counter(c for stored in self._users.values() if (c := bcrypt_cost(stored)) is not None)
+        return costs.most_common(1)[0][0] if costs else DEFAULT_COST
 
     def get(self, name: str) -> str | None:
         if time.monotonic() - self._checked > RELOAD_CHECK:
