@@ -1,0 +1,94 @@
+"""The core's enforcement in process, for what the e2e matrix does not reach: callers without an
+identity (skip-auth routes), grants following a rename, a delete forgetting them, the mlflow.user
+tag in log-batch, the artifact proxy by path, and the audit records."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import sqlalchemy as sa
+
+from tests.authz.conftest import ADMIN, As, core
+from tracking_core.settings import CoreSettings
+from tracking_core.store.database import Database, create_engine
+from tracking_core.store.tables import audit_log
+
+
+async def test_a_caller_without_identity_reads_by_default_and_never_writes(backend_uri: str) -> None:
+    async with core(backend_uri) as client:
+        experiment = (await As(client, ADMIN).call("POST", "experiments/create",
+                                                   {"name": uuid.uuid4().hex}))["experiment_id"]
+        anonymous = As(client, "x")
+        anonymous.headers = {}
+        await anonymous.call("GET", "experiments/get", params={"experiment_id": experiment})
+        await anonymous.call("POST", "experiments/set-experiment-tag",
+                             {"experiment_id": experiment, "key": "k", "value": "v"}, expect=403)
+        await anonymous.call("POST", "experiments/create", {"name": uuid.uuid4().hex}, expect=403)
+        await anonymous.call("GET", "users/current", expect=401)
+    async with core(backend_uri, default_permission="NO_PERMISSIONS") as client:
+        anonymous = As(client, "x")
+        anonymous.headers = {}
+        await anonymous.call("GET", "experiments/get", params={"experiment_id": experiment}, expect=403)
+
+
+async def test_model_grants_follow_a_rename_and_go_with_a_delete(backend_uri: str) -> None:
+    async with core(backend_uri, default_permission="NO_PERMISSIONS") as client:
+        owner, other = As(client, "owner-" + uuid.uuid4().hex[:6]), As(client, "other")
+        name = "m-" + uuid.uuid4().hex[:8]
+        await owner.call("POST", "registered-models/create", {"name": name})
+        await other.call("GET", "registered-models/get", params={"name": name}, expect=403)
+        await owner.call("POST", "registered-models/rename", {"name": name, "new_name": name + "-2"})
+        await owner.call("GET", "registered-models/get", params={"name": name + "-2"})  # still MANAGE
+        await owner.call("DELETE", "registered-models/delete", {"name": name + "-2"})
+        # A new model of the old name starts without the old grants: `other` creates it and owns it.
+        await other.call("POST", "registered-models/create", {"name": name + "-2"})
+        await owner.call("GET", "registered-models/get", params={"name": name + "-2"}, expect=403)
+
+
+async def test_user_tag_in_log_batch_and_artifact_proxy_paths(backend_uri: str) -> None:
+    async with core(backend_uri) as client:
+        owner, editor = As(client, "o-" + uuid.uuid4().hex[:6]), As(client, "e-" + uuid.uuid4().hex[:6])
+        experiment = (await owner.call("POST", "experiments/create", {"name": uuid.uuid4().hex}))["experiment_id"]
+        await owner.call("POST", "/api/3.0/mlflow/users/permissions/grant", {
+            "username": editor.headers["X-Trackgate-Subject"], "resource_type": "experiment",
+            "resource_id": experiment, "permission": "EDIT"})
+        run_id = (await owner.call("POST", "runs/create", {"experiment_id": experiment}))["run"]["info"]["run_id"]
+        tag = {"key": "mlflow.user", "value": "someone-else"}
+        await editor.call("POST", "runs/log-batch", {"run_id": run_id, "tags": [tag]}, expect=403)
+        await editor.call("POST", "runs/log-batch", {"run_id": run_id, "tags": [{"key": "ok", "value": "1"}]})
+        await owner.call("POST", "runs/set-tag", {"run_id": run_id, **tag}, expect=403)  # even the owner
+        stranger = As(client, "s-" + uuid.uuid4().hex[:6])
+        path = f"/api/2.0/mlflow-artifacts/artifacts/{experiment}/{run_id}/artifacts/a.txt"
+        put = await client.put(path, data=b"x", headers=stranger.headers)
+        assert put.status == 403
+        put = await client.put(path, data=b"x", headers=editor.headers)
+        assert put.status == 200
+        got = await client.get(path, headers=stranger.headers)  # READ by default
+        assert got.status == 200 and await got.read() == b"x"
+        root = await client.get("/api/2.0/mlflow-artifacts/artifacts", headers=stranger.headers)
+        assert root.status == 403  # a listing not under an experiment id: admins only
+
+
+async def test_audit_records_are_stored_and_coalesced(backend_uri: str) -> None:
+    subject = "auditee-" + uuid.uuid4().hex[:6]
+    async with core(backend_uri) as client:
+        me = As(client, subject)
+        experiment = (await me.call("POST", "experiments/create", {"name": uuid.uuid4().hex}))["experiment_id"]
+        run_id = (await me.call("POST", "runs/create", {"experiment_id": experiment}))["run"]["info"]["run_id"]
+        for step in range(20):
+            await me.call("POST", "runs/log-metric", {"run_id": run_id, "key": "l", "value": 1.0, "step": step,
+                                                      "timestamp": 1})
+        await me.call("POST", "experiments/delete", {"experiment_id": "0"}, expect=403)
+        await asyncio.sleep(1.0)
+    db = Database(create_engine(CoreSettings(backend_store_uri=backend_uri)))
+    async with db.read() as conn:
+        rows = (await conn.execute(sa.select(audit_log).where(audit_log.c.subject == subject))).all()
+    await db.close()
+    metrics = [r for r in rows if r.action == "POST /api/2.0/mlflow/runs/log-metric"]
+    # Stored once per batch with their count (a flush may fall between two calls).
+    assert sum(int(r.detail.split()[0]) if r.detail else 1 for r in metrics) == 20
+    assert len(metrics) < 20 and {(r.outcome, r.resource_id) for r in metrics} == {("allowed", experiment)}
+    by_action = {(r.action, r.outcome): r for r in rows}
+    denied = by_action[("POST /api/2.0/mlflow/experiments/delete", "denied")]
+    assert denied.status == 403 and denied.resource_id == "0"
