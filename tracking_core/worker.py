@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> None:
         print=None,
         access_log=None,
         handle_signals=True,
+        # Request bodies are decoded by the API (routing.read_json_body), where a body that is not
+        # what its Content-Encoding says becomes a 400; aiohttp's own decoding fails outside any
+        # handler, as a logged traceback. Artifact bytes are stored as sent, as mlflow server does.
+        auto_decompress=False,
     )
 
 

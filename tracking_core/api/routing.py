@@ -8,6 +8,7 @@ handler with plain values and serialises the dict it returns.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from multidict import MultiDict
 
 from tracking_core.api import wire
 from tracking_core.errors import invalid
+from tracking_core.keys import CONFIG
 
 Handler = Callable[[web.Request, dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -60,7 +62,7 @@ async def read_json_body(request: web.Request) -> dict[str, Any]:
             raise invalid("Bad Request. Content-Type header is missing.")
         if request.content_type != "application/json":
             raise invalid("Bad Request. Content-Type must be one of ['application/json'].")
-    raw = await request.read()
+    raw = _decoded(request, await request.read())
     if not raw.strip():
         return {}
     try:
@@ -72,6 +74,29 @@ async def read_json_body(request: web.Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise invalid("Request body must be a JSON object.")
     return data
+
+
+_DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def _decoded(request: web.Request, raw: bytes) -> bytes:
+    """The body with its Content-Encoding undone, no larger than the server's body limit.
+
+    The worker runs aiohttp with auto_decompress off (tracking_core.worker), so this is the one
+    place a request body is decoded."""
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding not in _DECODERS:
+        raise invalid(f"Unsupported Content-Encoding '{encoding[:40]}'; send gzip, deflate or none.")
+    decoder = zlib.decompressobj(_DECODERS[encoding])
+    try:
+        body = decoder.decompress(raw, request.app[CONFIG].max_body_mb * 1024 * 1024)
+    except zlib.error:
+        raise invalid(f"Request body is not valid {encoding} data.") from None
+    if decoder.unconsumed_tail or not decoder.eof:
+        raise invalid(f"Request body is not complete {encoding} data, or decodes to more than the body limit.")
+    return body
 
 
 def _adapter(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
