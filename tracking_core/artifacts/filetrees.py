@@ -27,7 +27,7 @@ from tracking_core.artifacts.repository import (
     IsADirectory,
     Stat,
 )
-from tracking_core.errors import invalid
+from tracking_core.errors import ErrorCode, MlflowError, invalid
 
 
 class FileSession(abc.ABC):
@@ -78,6 +78,23 @@ class FileSession(abc.ABC):
 
 class ParentIsFile(Exception):
     """makedirs met a file where a directory had to be."""
+
+
+class StoreUnavailable(MlflowError):
+    """The store could not be reached (503, which the mlflow client retries), or refused the
+    session: login, host key (500: retrying a deterministic refusal only delays the error).
+
+    The message names the store's address only: answers and logs must not carry the
+    credentials a location may hold.
+    """
+
+    def __init__(self, store: str, address: str, reason: BaseException) -> None:
+        unreachable = isinstance(reason, OSError | TimeoutError)
+        super().__init__(
+            ErrorCode.TEMPORARILY_UNAVAILABLE if unreachable else ErrorCode.INTERNAL_ERROR,
+            f"The {store} artifact store at {address} "
+            f"{'is unreachable' if unreachable else 'refused the session'} ({type(reason).__name__}).",
+        )
 
 
 class FileTreeRepository(ArtifactRepository):

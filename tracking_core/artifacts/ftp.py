@@ -15,7 +15,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from tracking_core.artifacts.filetrees import FileSession, FileTreeRepository
+from tracking_core.artifacts.filetrees import FileSession, FileTreeRepository, StoreUnavailable
 from tracking_core.artifacts.repository import (
     CHUNK_SIZE,
     ArtifactRepository,
@@ -131,10 +131,13 @@ class FtpRepository(FileTreeRepository):
 
         client = aioftp.Client(socket_timeout=300, connection_timeout=30, path_timeout=30, encoding="utf-8")
         try:
-            await client.connect(self.host, self.port)
-            if self.tls:
-                await client.upgrade_to_tls(self.backend.tls_context)
-            await client.login(self.user, self.password)
+            try:
+                await client.connect(self.host, self.port)
+                if self.tls:
+                    await client.upgrade_to_tls(self.backend.tls_context)
+                await client.login(self.user, self.password)
+            except (TimeoutError, OSError, aioftp.StatusCodeError) as exc:
+                raise StoreUnavailable("FTP", f"{self.host}:{self.port}", exc) from None
             yield FtpSession(client)
         finally:
             client.close()

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from tracking_core.artifacts.filetrees import FileSession, FileTreeRepository
+from tracking_core.artifacts.filetrees import FileSession, FileTreeRepository, StoreUnavailable
 from tracking_core.artifacts.repository import (
     CHUNK_SIZE,
     ArtifactRepository,
@@ -151,7 +151,11 @@ class SftpBackend(Backend):
         if password is not None:
             options["password"] = password
         # known_hosts, client keys, agent and ~/.ssh/config are asyncssh's defaults, as for `ssh`.
-        conn = await asyncssh.connect(host, **options)
+        try:
+            conn = await asyncssh.connect(host, **options)
+        except (TimeoutError, OSError, asyncssh.Error) as exc:
+            # Also a host key missing from known_hosts, or a key the server refuses.
+            raise StoreUnavailable("SFTP", f"{host}:{port or 22}", exc) from None
         try:
             sftp = await conn.start_sftp_client()
         except BaseException:
