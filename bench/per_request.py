@@ -94,15 +94,22 @@ class Window:
             pids.update({pid: "postgres" for pid in pg_backend_pids(self.db)})
         return pids
 
+    sessions: int = 0
+
+    def _sessions(self) -> int:
+        return int(psql(f"SELECT sessions FROM pg_stat_database WHERE datname = '{self.db}'")) if self.db else 0
+
     def start(self) -> None:
         self.labels = self._pids()
         self.before = {pid: proc_cpu(pid) for pid in self.labels}
+        self.sessions = self._sessions()
 
     def stop(self) -> dict[str, float]:
         self.labels.update(self._pids())  # backends opened during the window count from zero
         spent: dict[str, float] = {}
         for pid, name in self.labels.items():
             spent[name] = spent.get(name, 0.0) + proc_cpu(pid) - self.before.get(pid, 0.0)
+        self.sessions = self._sessions() - self.sessions
         return spent
 
 
@@ -135,11 +142,15 @@ async def create_runs(base_url: str, exp: str, clients: int, per_client: int) ->
     return time.perf_counter() - started
 
 
-def count_statements(offset: int) -> int:
+def count_statements(offset: int, db: str) -> int:
+    """Statements logged for `db` since `offset` (the default log_line_prefix names user@database)."""
     with PG_LOG.open("rb") as f:
         f.seek(offset)
         text = f.read().decode(errors="replace")
-    return sum(1 for line in text.splitlines() if "LOG:  statement:" in line or "LOG:  execute" in line)
+    return sum(
+        1 for line in text.splitlines()
+        if f"@{db} " in line and ("LOG:  statement:" in line or "LOG:  execute" in line)
+    )
 
 
 async def measure(
@@ -166,10 +177,11 @@ async def measure(
                 # sessions: end the current ones; both servers' pools replace closed connections).
                 for name, op in (("log_metric", lambda n: log_metrics(server.base_url, runs, n, 10_000)),
                                  ("create_run", lambda n: create_runs(server.base_url, exp, clients, n))):
+                    await asyncio.sleep(0.5)  # the previous pass's lines reach the log first
                     offset = PG_LOG.stat().st_size
                     await op(5)
                     await asyncio.sleep(0.5)
-                    out[f"{name}_statements"] = count_statements(offset) / (5 * clients)
+                    out[f"{name}_statements"] = count_statements(offset, db) / (5 * clients)
                 psql(f'ALTER DATABASE "{db}" RESET log_statement')
                 psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'")
                 await asyncio.sleep(0.5)
@@ -182,6 +194,8 @@ async def measure(
                 spent = window.stop()
                 out[f"{name}_per_s"] = total / seconds
                 out[f"{name}_cpu_ms"] = {k: round(v / total * 1000, 3) for k, v in sorted(spent.items()) if v > 0}
+                if db:
+                    out[f"{name}_connections"] = window.sessions  # new PostgreSQL sessions in the window
         finally:
             server.stop()
             if db:
@@ -198,6 +212,8 @@ def report(results: list[dict[str, Any]]) -> str:
             own = sum(v for k, v in cpu.items() if k != "postgres")
             parts = ", ".join(f"{k} {v:.3f}" for k, v in cpu.items())
             stmts = f", {r[f'{op}_statements']:.1f} statements/request" if f"{op}_statements" in r else ""
+            if f"{op}_connections" in r:
+                stmts += f", {r[f'{op}_connections']} new connections"
             lines.append(f"- {op}: {r[f'{op}_per_s']:.0f} req/s; CPU ms/request: server {own:.3f} ({parts}){stmts}")
     return "\n".join(lines)
 

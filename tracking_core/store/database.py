@@ -165,7 +165,7 @@ class Database:
         if self._inline is not None:
             self._inline.ping()
             return
-        async with self.engine.connect() as conn:
+        async with self._read_engine.connect() as conn:  # PostgreSQL: no BEGIN/ROLLBACK around it
             await conn.execute(sa.text("SELECT 1"))
 
     async def close(self) -> None:
