@@ -21,6 +21,9 @@ def add_tokens_arguments(parser: argparse.ArgumentParser) -> None:
     issue.set_defaults(handler=lambda a: run(a, _issue))
     revoke = sub.add_parser("revoke", help="Revoke a token by its id (jti), as `tokens list` shows it.")
     revoke.add_argument("jti", help="the token id (its jti claim); put -- before an id that starts with -")
+    revoke.add_argument("--not-issued-here", action="store_true",
+                        help="Record the revocation of an id this database never issued (a token signed with "
+                        "the same key by another tool).")
     revoke.set_defaults(handler=lambda a: run(a, _revoke))
     listing = sub.add_parser("list", help="Issued tokens: id, subject, expiry, revoked.")
     listing.set_defaults(handler=lambda a: run(a, _list))
@@ -58,20 +61,28 @@ async def _issue(config: configuration.Config, args: argparse.Namespace, engine:
 
 
 async def _revoke(config: configuration.Config, args: argparse.Namespace, engine: Any) -> str:
+    import sqlalchemy as sa
+
     from tracking_core.store.tables import auth_tokens
 
     now = int(time.time() * 1000)
     async with engine.begin() as conn:
-        result = await conn.execute(
-            auth_tokens.update().where(auth_tokens.c.jti == args.jti).values(revoked_time=now)
-        )
-        if result.rowcount == 0:
-            # Not issued here (e.g. by another tool with the same key): record the revocation anyway.
+        row = (await conn.execute(sa.select(auth_tokens.c.revoked_time).where(auth_tokens.c.jti == args.jti))).first()
+        if row is not None and row.revoked_time is not None:
+            return f"Token {args.jti} was already revoked on {_day(row.revoked_time)}."
+        if row is not None:
+            await conn.execute(auth_tokens.update().where(auth_tokens.c.jti == args.jti).values(revoked_time=now))
+        elif args.not_issued_here:
+            # Signed with the same key by another tool: the revocation is recorded all the same.
             await conn.execute(
                 auth_tokens.insert().values(
                     jti=args.jti, subject="", issued_time=now, expires_time=None, revoked_time=now
                 )
             )
+        else:
+            # A typo must not print "Revoked" while the real token keeps working.
+            raise UserError(f"no token {args.jti} was issued here (see `trackgate tokens list`; "
+                            "--not-issued-here records it anyway)")
     return f"Revoked token {args.jti}; running servers refuse it within seconds."
 
 
@@ -82,13 +93,18 @@ async def _list(config: configuration.Config, args: argparse.Namespace, engine: 
 
     async with engine.connect() as conn:
         rows = (await conn.execute(sa.select(t).order_by(t.c.issued_time))).all()
+    now = int(time.time() * 1000)
 
-    def day(ms: int | None) -> str:
-        return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000)) if ms else "-"
+    def state(r: Any) -> str:
+        if r.revoked_time:
+            return "revoked " + _day(r.revoked_time)
+        if r.expires_time is not None and r.expires_time <= now:
+            return "expired " + _day(r.expires_time)
+        return "active"
 
-    lines = [
-        f"{r.jti}\t{r.subject}\texpires {day(r.expires_time)}\t"
-        f"{'revoked ' + day(r.revoked_time) if r.revoked_time else 'active'}\t{r.description or ''}"
-        for r in rows
-    ]
+    lines = [f"{r.jti}\t{r.subject}\texpires {_day(r.expires_time)}\t{state(r)}\t{r.description or ''}" for r in rows]
     return "\n".join(lines) if lines else "(no tokens)"
+
+
+def _day(ms: int | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000)) if ms else "-"

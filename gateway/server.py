@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 
@@ -53,7 +54,11 @@ async def start(config: Config, app: web.Application | None = None) -> web.AppRu
         ssl_context = tls.listening if tls is not None else None
         site = GuardedSite(runner, ConnectionGuard(config), config.host, config.port, reuse_address=True,
                            ssl_context=ssl_context)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # in use, not ours to bind, no such address: one line, no traceback
+            cause = os.strerror(exc.errno) if exc.errno else str(exc)  # asyncio's text repeats the address
+            raise CoreStartupError(f"cannot listen on {config.host}:{config.port}: {cause}") from None
     except BaseException:
         await runner.cleanup()
         raise
