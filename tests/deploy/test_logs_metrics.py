@@ -181,3 +181,17 @@ def test_worker_restart_is_counted(setup: Setup) -> None:
             break
         time.sleep(0.2)
     assert value(samples, "trackgate_core_worker_restarts_total") == before + 1
+
+
+def test_expose_prometheus_keeps_multiprocess_state_in_its_directory(tmp_path: Path) -> None:
+    """mlflow server's --expose-prometheus DIR: metrics on, values kept in DIR's files."""
+    state = tmp_path / "prometheus"
+    port = free_port()
+    with trackgate_server(tmp_path / "srv", "--expose-prometheus", str(state),
+                          "--metrics-address", f"127.0.0.1:{port}") as server:
+        for _ in range(2):
+            assert requests.get(server.url + SEARCH + QUERY, timeout=10).status_code == 200
+        samples = scrape(Setup(server, f"http://127.0.0.1:{port}/metrics", ""))
+    assert value(samples, "trackgate_http_requests_total", method="GET", route=SEARCH, status="200") == 2
+    assert value(samples, "trackgate_auth_total", method="none", outcome="open") >= 2
+    assert any(state.glob("counter_*.db"))
