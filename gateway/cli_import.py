@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 
 from gateway import config as configuration
 
@@ -67,6 +68,7 @@ def run_import(args: argparse.Namespace) -> int:
         print("trackgate: --batch-size must be at least 1", file=sys.stderr)
         return 2
     enabled = False if args.quiet else None
+    started = time.monotonic()
     try:
         report = asyncio.run(
             import_mlflow(
@@ -94,4 +96,8 @@ def run_import(args: argparse.Namespace) -> int:
         print(f"  {what}: {count:,}")
     if report.resumed_at_run:
         print(f"  (metric histories resumed at run {report.resumed_at_run})")
+    if not report.dry_run:
+        elapsed = time.monotonic() - started
+        points = report.counts.get("metrics", 0)
+        print(f"Done in {elapsed:.1f} s ({points / max(elapsed, 1e-9):,.0f} metric points/s).")
     return 0

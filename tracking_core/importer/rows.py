@@ -58,6 +58,7 @@ class Source(Protocol):
 
     description: str  # what to call the source in messages (URI masked, or a path)
     revision: str  # MLflow schema revision, or "file store"
+    batch_size: int
 
     async def count(self, entity: str) -> int: ...
 

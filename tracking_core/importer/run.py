@@ -20,11 +20,13 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tracking_core.importer import sqlite_bulk
 from tracking_core.importer.auth_import import import_auth
 from tracking_core.importer.detect import ImportRefused, is_mlruns
 from tracking_core.importer.progress import Progress
 from tracking_core.importer.rows import ENTITIES, Source
 from tracking_core.importer.sql_source import SqlSource
+from tracking_core.importer.sqlite_bulk import sqlite_file
 from tracking_core.importer.writer import MAX_CLASHES_SHOWN, Target
 from tracking_core.settings import CoreSettings, mask_uri
 from tracking_core.store import schema
@@ -123,7 +125,8 @@ async def import_mlflow(
                     f"imported. Import into a new database, or remove these first:\n  {shown}{more}"
                 )
             if not dry_run:
-                await _copy(source, target, report, progress(totals) if progress else None)
+                files = _sqlite_pair(source, source_uri, target_uri)
+                await _copy(source, target, report, progress(totals) if progress else None, files)
             if auth_db is not None and not empty:
                 report.auth_counts = await import_auth(auth_db, engine, dry_run=dry_run)
         finally:
@@ -159,7 +162,18 @@ async def _read_ahead(batches: AsyncIterator[T], depth: int = 2) -> AsyncIterato
             await task
 
 
-async def _copy(source: Source, target: Target, report: Report, progress: Progress | None) -> None:
+def _sqlite_pair(source: Source, source_uri: str, target_uri: str) -> tuple[str, str] | None:
+    """(source file, target file) when both sides are SQLite files: metrics are then copied by
+    SQLite itself (sqlite_bulk)."""
+    if not isinstance(source, SqlSource):
+        return None
+    source_file, target_file = sqlite_file(source_uri), sqlite_file(target_uri)
+    return (source_file, target_file) if source_file and target_file else None
+
+
+async def _copy(
+    source: Source, target: Target, report: Report, progress: Progress | None, files: tuple[str, str] | None
+) -> None:
     try:
         for entity in ENTITIES:
             async for batch in source.batches(entity):
@@ -167,10 +181,20 @@ async def _copy(source: Source, target: Target, report: Report, progress: Progre
                 if progress:
                     progress.advance(entity, len(batch))
         report.resumed_at_run = await target.metrics_resume_point(source)
-        async for batch in _read_ahead(source.metrics(report.resumed_at_run)):
-            await target.write_metrics(batch)
-            if progress:
-                progress.advance("metrics", len(batch))
+        if files is not None:
+            await sqlite_bulk.copy_metrics(
+                files[1],
+                files[0],
+                source.run_ids(),
+                report.resumed_at_run,
+                lambda n: progress.advance("metrics", n) if progress else None,
+                source.batch_size,
+            )
+        else:
+            async for batch in _read_ahead(source.metrics(report.resumed_at_run)):
+                await target.write_metrics(batch)
+                if progress:
+                    progress.advance("metrics", len(batch))
         await target.finish()
     finally:
         if progress:

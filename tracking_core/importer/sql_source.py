@@ -179,6 +179,13 @@ def _alias(r: Any) -> Row:
     return {"name": r.name, "alias": r.alias, "version": int(r.version)}
 
 
+def _as_float(_inspector: Any, _table: Any, column: dict[str, Any]) -> None:
+    """Read floating-point columns as Python floats: SQLAlchemy's MySQL DOUBLE would return a
+    Decimal rounded to 10 places, losing digits of every metric value."""
+    if isinstance(column["type"], sa.Float | sa.Numeric) and not isinstance(column["type"], sa.Integer):
+        column["type"] = sa.Double()
+
+
 def _get(r: Any, column: str) -> Any:
     return r._mapping.get(column)
 
@@ -230,7 +237,9 @@ class SqlSource:
         if name not in self._names:
             return None  # an older MLflow: the entity did not exist yet
         if name not in self._tables:
-            self._tables[name] = await self.conn.run_sync(lambda c: sa.Table(name, self._metadata, autoload_with=c))
+            self._tables[name] = await self.conn.run_sync(
+                lambda c: sa.Table(name, self._metadata, autoload_with=c, listeners=[("column_reflect", _as_float)])
+            )
         return self._tables[name]
 
     async def _refuse_other_workspaces(self) -> None:
@@ -282,5 +291,5 @@ class SqlSource:
             query = query.where(m.c.run_uuid >= from_run)
         # The run_uuid index (MLflow has one since 2.x) serves this order without a sort.
         async for part in self._stream(query.order_by(m.c.run_uuid)):
-            # float(): MySQL schemas of older MLflow releases keep values as DECIMAL.
+            # float(): should a column be a true DECIMAL after all.
             yield [(r[0], r[1], r[2], r[3], float(r[4]), bool(r[5])) for r in part]

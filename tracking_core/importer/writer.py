@@ -64,6 +64,20 @@ async def _identities(
     return found
 
 
+async def _copy_into_postgresql(conn: AsyncConnection, points: list[MetricPoint]) -> None:
+    """COPY into a session temp table, then one INSERT ... ON CONFLICT DO NOTHING: COPY cannot skip
+    duplicates itself, and a resumed import re-sends the points of the run it stopped in."""
+    await conn.execute(sa.text("SELECT 1"))  # opens the transaction the raw statements join
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert raw is not None
+    await raw.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS import_metrics (LIKE metrics INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    await raw.copy_records_to_table("import_metrics", records=points, columns=list(METRIC_COLUMNS))
+    columns = ", ".join(METRIC_COLUMNS)
+    await raw.execute(f"INSERT INTO metrics ({columns}) SELECT {columns} FROM import_metrics ON CONFLICT DO NOTHING")
+
+
 class Target:
     """A trackgate database that is being imported into (its schema already current)."""
 
@@ -153,7 +167,10 @@ class Target:
         """Metric points straight to the driver's executemany: no per-row parameter building,
         which otherwise costs more than the database's own work."""
         async with self.engine.begin() as conn:
-            await conn.exec_driver_sql(self._metrics_sql, points)  # type: ignore[arg-type]
+            if self.dialect == "postgresql":
+                await _copy_into_postgresql(conn, points)
+            else:
+                await conn.exec_driver_sql(self._metrics_sql, points)  # type: ignore[arg-type]
 
     @functools.cached_property
     def _metrics_sql(self) -> str:
