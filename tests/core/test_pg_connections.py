@@ -68,3 +68,30 @@ async def test_a_connection_the_server_ended_is_replaced(db: Database, pg_uri: s
         async with db.write() as conn:
             after = await conn.scalar(sa.text("SELECT pg_backend_pid()"))
         assert after != before
+
+
+async def test_a_steady_load_opens_no_new_connections(pg_uri: str) -> None:
+    """Connections opened for a burst above db_pool_size are kept for the next one (up to
+    db_pool_size + db_max_overflow), not closed and reopened as the number busy swings."""
+    db = Database(create_engine(CoreSettings(backend_store_uri=pg_uri, db_pool_size=2, db_max_overflow=6)))
+    opened = 0
+
+    def on_connect(*_: object) -> None:
+        nonlocal opened
+        opened += 1
+
+    sa.event.listen(db.engine.sync_engine, "connect", on_connect)
+
+    async def client() -> None:
+        for _ in range(30):
+            async with db.write() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+
+    try:
+        await asyncio.gather(*(client() for _ in range(8)))
+        assert 2 < opened <= 8
+        before = opened
+        await asyncio.gather(*(client() for _ in range(8)))
+        assert opened == before
+    finally:
+        await db.close()
