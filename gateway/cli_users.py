@@ -61,8 +61,35 @@ def read_password() -> str:
         password = getpass.getpass("Password: ")
         if getpass.getpass("Password (again): ") != password:
             raise UserError("the passwords differ")
+    return check_password(password)
+
+
+MAX_NAME = 255
+MIN_PASSWORD = 8  # NIST SP 800-63B's minimum for a password a person chose
+MAX_PASSWORD = 1024
+
+
+def check_name(name: str) -> str:
+    """A user name that can sign in with basic auth and print on one line: printable, no colon
+    (HTTP basic splits "name:password" at the first one), no surrounding spaces, bounded."""
+    if not name or name != name.strip():
+        raise UserError("a user name must not be empty or start or end with a space")
+    if len(name) > MAX_NAME:
+        raise UserError(f"a user name is at most {MAX_NAME} characters")
+    if ":" in name:
+        raise UserError("a user name must not contain ':' (basic auth could never sign it in)")
+    if not name.isprintable():
+        raise UserError("a user name must be printable: no newlines, tabs or control characters")
+    return name
+
+
+def check_password(password: str) -> str:
     if not password:
         raise UserError("the password is empty")
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise UserError(f"the password must have at most {MAX_PASSWORD} characters")
     return password
 
 
@@ -112,6 +139,7 @@ async def _create(config: configuration.Config, args: argparse.Namespace, engine
     from gateway.auth.passwords import hash_password
     from tracking_core.store.tables import users
 
+    check_name(args.name)
     hashed = await asyncio.to_thread(hash_password, read_password())
     try:
         async with engine.begin() as conn:

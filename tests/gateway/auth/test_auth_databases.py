@@ -33,18 +33,18 @@ def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
 
 
 async def test_users_tokens_and_key(db_uri: str) -> None:
-    created = cli("users", "create", "Alice", "--backend-store-uri", db_uri, stdin="pw-1\n")
+    created = cli("users", "create", "Alice", "--backend-store-uri", db_uri, stdin="pw-1-long\n")
     assert created.returncode == 0, created.stderr
     config = load({"backend_store_uri": db_uri}, env={})
     engine = create_engine(config.with_changes(db_pool_size=1, db_max_overflow=0))
     try:
         auth = BasicAuthenticator(UserSources(engine, None), 30)
-        assert (await auth.check("Alice", "pw-1")) is not None
-        assert await auth.check("alice", "pw-1") is None  # names compare case-sensitively everywhere
+        assert (await auth.check("Alice", "pw-1-long")) is not None
+        assert await auth.check("alice", "pw-1-long") is None  # names compare case-sensitively everywhere
         key = await signing_key(config, engine)
         assert (await signing_key(config, engine)).kid == key.kid  # generated once, then read back
         _, claims = issue(key, config, "ci", timedelta(hours=1))
-        revoked = cli("tokens", "revoke", claims["jti"], "--backend-store-uri", db_uri)
+        revoked = cli("tokens", "revoke", claims["jti"], "--not-issued-here", "--backend-store-uri", db_uri)
         assert revoked.returncode == 0, revoked.stderr
         own = OwnTokens(key, config, Revocations(engine))
         assert await own.is_revoked(claims["jti"])

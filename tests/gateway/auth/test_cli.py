@@ -42,7 +42,7 @@ def test_users_lifecycle(db: str) -> None:
     assert created.returncode == 0, created.stderr
     assert "first-pw" not in created.stdout + created.stderr
     assert passwords.verify(stored_hash(db, "alice"), "first-pw")
-    again = cli("users", "create", "alice", "--backend-store-uri", db, stdin="x\n")
+    again = cli("users", "create", "alice", "--backend-store-uri", db, stdin="another-pw\n")
     assert again.returncode == 1 and "already exists" in again.stderr
     listed = cli("users", "list", "--backend-store-uri", db)
     assert listed.stdout.split("\t")[:2] == ["alice", "admin"] and "scrypt" not in listed.stdout
