@@ -262,12 +262,15 @@ def test_auth_api(world: World) -> None:
         mine = requests.get(world.url + "/api/3.0/mlflow/users/current/permissions",
                             auth=("reader", PASSWORD), timeout=10).json()
         assert mine["is_admin"] is False
-    with as_user("owner"):
+    # As MLflow: another user's effective permission is for admins (and the user) only.
+    with as_user("owner"), pytest.raises(RestException, match="PERMISSION_DENIED"):
+        auth.get_user_permission("reader", "experiment", world.experiment_id)
+    with as_user("admin"):
         effective = auth.get_user_permission("reader", "experiment", world.experiment_id)
         assert (effective.permission, effective.allowed) == ("READ", False)  # the default
         assert auth.get_user_permission("editor", "experiment", world.experiment_id).permission == "EDIT"
-        with pytest.raises(RestException, match="RESOURCE_ALREADY_EXISTS"):
-            auth.grant_user_permission("editor", "experiment", world.experiment_id, "READ")
+    with as_user("owner"), pytest.raises(RestException, match="RESOURCE_ALREADY_EXISTS"):
+        auth.grant_user_permission("editor", "experiment", world.experiment_id, "READ")
     with as_user("admin"):
         role = auth.list_roles("default")[0]
         members = {a.user_id for a in auth.list_role_users(role.id)}

@@ -1,6 +1,7 @@
 """MLflow 3.17's per-user grant API: grant, revoke, and the effective permission on a resource.
 
-Admins may grant anything; the holder of MANAGE on a resource may grant and revoke on it. A
+Admins may grant anything; the holder of MANAGE on a resource may grant and revoke on it; an
+effective permission is read by admins and the user themself (as in MLflow). A
 second grant on the same resource answers RESOURCE_ALREADY_EXISTS, as in MLflow. Any subject may
 be named, not only password users: SSO, token and certificate identities hold grants as well.
 """
@@ -65,8 +66,10 @@ async def revoke(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
 async def get(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     username, rtype, rid = _target(a)
     caller = await caller_of(request)
-    if caller.subject != username:
-        _may_manage(caller, rtype, rid)
+    if caller.subject != username and not caller.is_admin:
+        # As MLflow: admins and the user themself; a resource's MANAGE holder may change grants on
+        # it but not probe what others may do.
+        raise denied("Permission denied: only administrators may read another user's permissions.")
     target = caller if caller.subject == username else await request.app[AUTHZ].callers.lookup(username)
     effective = target.permission(rtype, rid)
     # `allowed` mirrors MLflow's can_use: READ alone is not "allowed".
