@@ -1,16 +1,20 @@
 """Prometheus metrics at /metrics on `--metrics-address`, a listener of its own, never the public port.
 
-Off unless `metrics_address` or mlflow's `expose_prometheus` DIR is set. With DIR, prometheus
-client's multiprocess mode keeps the values in files there (PROMETHEUS_MULTIPROC_DIR), so several
-processes writing the same metrics (pre-forked gateways) are summed at scrape time; without it
-the values live in this process. The supervisor's state (live workers, restarts) is read at
-scrape time rather than pushed.
+Off unless `metrics_address` or mlflow's `expose_prometheus` DIR is set. Always in prometheus
+client's multiprocess mode: every process (this gateway, each core worker, pre-forked gateways if
+there are ever several) writes its values to files in one directory (DIR, or a private temporary
+one), and a scrape sums them. The workers inherit the directory as PROMETHEUS_MULTIPROC_DIR and
+report their database pool use (tracking_core/metrics.py). The supervisor's state (live workers,
+restarts) is read at scrape time rather than pushed; a dead worker's gauges are dropped then.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,34 +36,32 @@ _ARTIFACT_ROUTE_MARKS = ("/mlflow-artifacts/", "get-artifact")
 
 
 class Metrics:
-    def __init__(self, multiprocess_dir: str | None) -> None:
-        if multiprocess_dir:
-            # Read by prometheus_client when it is first imported: set before that import.
-            Path(multiprocess_dir).mkdir(parents=True, exist_ok=True)
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiprocess_dir
+    def __init__(self, directory: str) -> None:
+        # Read by prometheus_client when it is first imported (here, and in each core worker,
+        # which inherits the environment): set before that import.
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
         from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
 
+        self.directory = directory
         self.registry = CollectorRegistry(auto_describe=True)
-        self.multiprocess = bool(multiprocess_dir)
-        if self.multiprocess:
-            multiprocess.MultiProcessCollector(self.registry, path=multiprocess_dir)
-        # In multiprocess mode the values go to files and the collector above reads them back;
-        # registering them too would count each twice.
-        own = None if self.multiprocess else self.registry
+        multiprocess.MultiProcessCollector(self.registry, path=directory)
+        # registry=None: the values go to files and the collector above reads them back;
+        # registering the metrics themselves too would count each twice.
         self.requests = Counter(
             "trackgate_http_requests", "Requests answered by the gateway.",
-            ["method", "route", "status"], registry=own,
+            ["method", "route", "status"], registry=None,
         )
         self.latency = Histogram(
             "trackgate_http_request_duration_seconds", "Time from request to the last response byte.",
-            ["method", "route"], buckets=LATENCY_BUCKETS, registry=own,
+            ["method", "route"], buckets=LATENCY_BUCKETS, registry=None,
         )
         self.auth = Counter(
             "trackgate_auth", "Authentication outcomes (accepted, refused, missing, throttled, skipped, open).",
-            ["method", "outcome"], registry=own,
+            ["method", "outcome"], registry=None,
         )
         self.artifact_bytes = Counter(
-            "trackgate_artifact_bytes", "Artifact bytes through the gateway.", ["direction"], registry=own,
+            "trackgate_artifact_bytes", "Artifact bytes through the gateway.", ["direction"], registry=None,
         )
 
     def observe(self, record: RequestRecord) -> None:
@@ -75,9 +77,14 @@ class Metrics:
     def watch_supervisor(self, app: web.Application) -> None:
         self.registry.register(_SupervisorCollector(app))
 
-    def exposition(self) -> bytes:
-        from prometheus_client import generate_latest
+    def exposition(self, live_pids: set[int]) -> bytes:
+        from prometheus_client import generate_latest, multiprocess
 
+        # A worker that died keeps its gauge files; its pool is gone, so they must not count.
+        for path in Path(self.directory).glob("gauge_live*_*.db"):
+            pid = path.stem.rsplit("_", 1)[-1]
+            if pid.isdigit() and int(pid) not in live_pids:
+                multiprocess.mark_process_dead(int(pid), self.directory)
         return generate_latest(self.registry)
 
 
@@ -110,8 +117,12 @@ def install(app: web.Application) -> None:
     if not (config.metrics_address or config.expose_prometheus):
         return
     if config.expose_prometheus:
-        _clear(config.expose_prometheus)
-    metrics = Metrics(config.expose_prometheus)
+        directory = config.expose_prometheus
+        _clear(directory)
+    else:
+        directory = tempfile.mkdtemp(prefix="trackgate-metrics-")
+        app.on_cleanup.append(lambda _: asyncio.to_thread(shutil.rmtree, directory, True))
+    metrics = Metrics(directory)
     metrics.watch_supervisor(app)
     app[keys.metrics] = metrics
     app.cleanup_ctx.append(_listener_ctx)
@@ -136,7 +147,10 @@ async def _listener_ctx(app: web.Application) -> AsyncIterator[None]:
     async def serve_metrics(request: web.Request) -> web.Response:
         from prometheus_client import CONTENT_TYPE_LATEST
 
-        return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        supervisor = app.get(keys.supervisor)
+        live = {os.getpid(), *(supervisor.worker_pids if supervisor is not None else ())}
+        body = await asyncio.to_thread(metrics.exposition, live)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     metrics_app = web.Application()
     metrics_app.router.add_get("/metrics", serve_metrics)

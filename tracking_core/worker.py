@@ -13,7 +13,7 @@ import socket
 
 from aiohttp import web
 
-from tracking_core import log_format
+from tracking_core import log_format, metrics
 from tracking_core.app import build_app
 from tracking_core.contract import SETTINGS_ENV
 from tracking_core.settings import CoreSettings
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     app = build_app(config)
     # Outermost, and here rather than in build_app: it serves this process's log lines only.
     app.middlewares.insert(0, log_format.request_context)
+    app.cleanup_ctx.append(metrics.pool_metrics_ctx)  # last: it reads the stores' engine
     web.run_app(
         app,
         sock=sock,

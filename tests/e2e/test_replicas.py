@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.artifacts.stores import S3Server, moto_s3
 from tests.server_process import RunningServer, trackgate_server, wait_ready
@@ -39,6 +40,7 @@ class Cluster:
     replicas: list[RunningServer]
     db_uri: str
     s3: S3Server
+    metrics_url: str  # replica 0's
 
     def url(self, i: int, path: str) -> str:
         return self.replicas[i % len(self.replicas)].url + path
@@ -69,8 +71,10 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
                 "--oidc-client-id", CLIENT_ID, "--oidc-client-secret", CLIENT_SECRET,
                 "--oidc-email-domains", "example.test"]
         # All three at once on the empty database: the bootstrap race the schema lock settles.
-        replicas = [stack.enter_context(trackgate_server(workdir / f"r{i}", *args, env=s3.env, port=port,
-                                                         wait=False))
+        metrics_port = free_port()
+        metrics = ["--metrics-address", f"127.0.0.1:{metrics_port}"]
+        replicas = [stack.enter_context(trackgate_server(workdir / f"r{i}", *args, *(metrics if i == 0 else []),
+                                                         "--workers", "2", env=s3.env, port=port, wait=False))
                     for i, port in enumerate(ports)]
         for replica in replicas:
             try:
@@ -79,7 +83,7 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
                 raise AssertionError(f"{exc}\n{replica.log()}") from None
         created = cli("users", "create", ADMIN[0], "--admin", "--backend-store-uri", db_uri, stdin=ADMIN[1] + "\n")
         assert created.returncode == 0, created.stderr
-        yield Cluster(replicas, db_uri, s3)
+        yield Cluster(replicas, db_uri, s3, f"http://127.0.0.1:{metrics_port}/metrics")
 
 
 def test_user_token_and_session_made_on_one_replica_work_on_the_others(cluster: Cluster) -> None:
@@ -111,6 +115,22 @@ def test_user_token_and_session_made_on_one_replica_work_on_the_others(cluster: 
     path = "/api/2.0/mlflow-artifacts/artifacts/0/shared/blob.bin"
     assert requests.put(cluster.url(0, path), data=b"x" * 70_000, auth=ADMIN, timeout=10).status_code == 200
     assert requests.get(cluster.url(2, path), auth=ADMIN, timeout=10).content == b"x" * 70_000
+
+
+def test_core_workers_report_their_database_pools(cluster: Cluster) -> None:
+    """Each core worker writes its pool's use to the shared multiprocess directory; /metrics sums them."""
+    assert requests.get(cluster.url(0, API + "/experiments/search?max_results=1"), auth=ADMIN, timeout=10).ok
+    deadline = time.monotonic() + 20
+    while True:
+        text = requests.get(cluster.metrics_url, timeout=5).text
+        pool = {sample.labels["state"]: sample.value for family in text_string_to_metric_families(text)
+                if family.name == "trackgate_db_pool_connections" for sample in family.samples}
+        # Two workers, each with a pool of at least --db-pool-size (5) connections, summed.
+        if pool.get("size", 0) >= 2 * 5 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert pool.get("size", 0) >= 10 and pool["size"] % 2 == 0, pool
+    assert 0 <= pool["checked_out"] <= pool["size"] and pool["idle"] >= 1
 
 
 def _create_run(cluster: Cluster, i: int) -> str:
