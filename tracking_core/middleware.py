@@ -76,7 +76,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except RequestPayloadError as exc:
         # A body that cannot be read as sent (bad Content-Encoding, truncated chunking) is the client's.
         return error_response(MlflowError(ErrorCode.INVALID_PARAMETER_VALUE, f"Request body could not be read: {exc}"))
-    except (sa.exc.SQLAlchemyError, OverflowError) as exc:
+    except (sa.exc.SQLAlchemyError, OverflowError, ConnectionError, TimeoutError) as exc:
+        # ConnectionError/TimeoutError: a database (or store) that cannot be reached at all; the
+        # driver raises them unwrapped from a new connection's handshake.
         failure = db_errors.classify(exc)
         if failure is db_errors.Failure.TRANSIENT:
             log.warning("database unavailable (request %s): %s", request_id, type(exc).__name__)

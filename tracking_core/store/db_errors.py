@@ -42,7 +42,7 @@ _MYSQL_REFUSED = {1139, 1264, 1436, 1690, 3685, 3686, 3692, 3699}
 
 def classify(exc: BaseException) -> Failure:
     """Sort a SQLAlchemy (or driver) exception into transient, refused or other."""
-    if isinstance(exc, (sa.exc.TimeoutError, sa.exc.InterfaceError)):
+    if isinstance(exc, (sa.exc.TimeoutError, sa.exc.InterfaceError, ConnectionError, TimeoutError)):
         return Failure.TRANSIENT
     if isinstance(exc, OverflowError):  # a Python int the driver cannot bind
         return Failure.REFUSED
