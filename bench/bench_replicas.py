@@ -42,11 +42,11 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-async def cold_start(startups: int, with_mlflow: bool) -> dict[str, list[float]]:
+async def cold_start(startups: int, with_mlflow: bool, pg: str) -> dict[str, list[float]]:
     figures: dict[str, list[float]] = {"trackgate sqlite (new db)": [], "trackgate postgresql (existing db)": []}
     if with_mlflow:
         figures["mlflow sqlite (new db)"] = []
-    with tempfile.TemporaryDirectory() as tmp, throwaway_postgres() as pg:
+    with tempfile.TemporaryDirectory() as tmp:
         for n in range(startups):
             runs = [("trackgate sqlite (new db)", TRACKGATE),
                     ("trackgate postgresql (existing db)", ServerSpec("tg-pg", "trackgate", "/readyz", backend_uri=pg))]
@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     if args.part in ("all", "cold-start"):
         log("cold start to ready:")
-        starts = asyncio.run(cold_start(args.startups, not args.no_mlflow))
+        with throwaway_postgres() as pg:
+            starts = asyncio.run(cold_start(args.startups, not args.no_mlflow, pg))
         results["cold_start_seconds"] = {k: {"median": statistics.median(v), "all": v} for k, v in starts.items() if v}
     if args.part in ("all", "throughput"):
         with tempfile.TemporaryDirectory() as tmp, throwaway_postgres() as db:
