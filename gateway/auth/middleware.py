@@ -20,6 +20,7 @@ from aiohttp.typedefs import Handler, Middleware
 from multidict import CIMultiDict
 
 from gateway import keys
+from gateway.auth import audit
 from gateway.auth.base import AuthenticationFailed
 from gateway.auth.paths import SkipAuth, normalise
 from gateway.auth.throttle import FailureThrottle, TooManyAttempts, claimed_user
@@ -78,6 +79,7 @@ def build_auth_middleware(config: Config) -> Middleware:
                             request.get(keys.request_id), authenticator.name, exc.message, request.remote,
                         )
                         attempt.failed()
+                        await audit.refused(request, authenticator.name, user, exc.message)
                         challenge = exc.challenge or authenticator.challenge()
                         return unauthenticated(exc.message, [challenge] if challenge else [])
                     if identity is not None:

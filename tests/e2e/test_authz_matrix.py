@@ -298,11 +298,16 @@ def test_password_change_needs_current_password(world: World) -> None:
 
 
 def test_audit_records_writes_and_denials(world: World) -> None:
+    wrong = "wrong-password-in-audit"
+    refused_login = requests.get(world.url + "/api/2.0/mlflow/experiments/search", auth=("reader", wrong), timeout=10)
+    assert refused_login.status_code == 401
     time.sleep(1.2)  # the audit sink writes in batches every half second
     response = requests.get(world.url + "/api/2.0/trackgate/audit/search", auth=("admin", PASSWORD), timeout=10)
     records = response.json()["records"]
     assert any(r["subject"] == "reader" and r["outcome"] == "denied" for r in records)
     assert any(r["subject"] == "owner" and "grant" in (r["detail"] or "") for r in records)
-    assert all(PASSWORD not in str(r) for r in records)
+    assert any(r["action"] == "LOGIN basic" and r["subject"] == "reader" and r["outcome"] == "denied"
+               for r in records)
+    assert all(PASSWORD not in str(r) and wrong not in str(r) for r in records)
     refused = requests.get(world.url + "/api/2.0/trackgate/audit/search", auth=("reader", PASSWORD), timeout=10)
     assert refused.status_code == 403
