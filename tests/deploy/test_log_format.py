@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+from typing import Any
 
 import pytest
+from aiohttp import web
 
 from gateway.config import load
 from gateway.routes import UNMATCHED, RouteNames, for_gateway
@@ -38,6 +41,32 @@ def test_request_id_and_fields_in_the_line() -> None:
         log_format.request_id.reset(token)
     assert (line["request_id"], line["route"], line["status"]) == ("abc-123", "/r", 200)
     assert "request_id" not in json.loads(formatter.format(_record(logging.INFO, "outside a request")))
+
+
+async def test_a_core_worker_logs_the_gateways_request_id(aiohttp_client: Any) -> None:
+    """tracking_core.worker installs request_context: lines logged while handling a request carry
+    the X-Request-Id the gateway validated and forwarded."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(log_format.JsonFormatter("core"))
+    logger = logging.getLogger("trackgate.test.core")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+    async def handle(request: web.Request) -> web.Response:
+        logger.warning("database unavailable")
+        return web.Response(text="ok")
+
+    app = web.Application(middlewares=[log_format.request_context])
+    app.router.add_get("/x", handle)
+    client = await aiohttp_client(app)
+    try:
+        assert (await client.get("/x", headers={"X-Request-Id": "from-gateway-7"})).status == 200
+    finally:
+        logger.removeHandler(handler)
+    (line,) = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert line["request_id"] == "from-gateway-7" and line["severity"] == "WARNING"
+    assert log_format.request_id.get() is None  # reset after the request
 
 
 def test_an_exception_is_one_line() -> None:
