@@ -1,6 +1,7 @@
 """An import killed halfway (SIGKILL, no chance to clean up) resumes where it stopped.
 
-SQLite to SQLite takes the bulk path (sqlite_bulk: one transaction per run at --batch-size 200).
+SQLite to SQLite takes the bulk path (sqlite_bulk: one transaction per run at --batch-size 200); a
+./mlruns source takes the streamed path (batches through Python), so both resume paths are killed.
 
 The source is an MLflow SQLite store created by the real `mlflow` client; its metric histories are
 bulk-inserted into MLflow's own `metrics` table (logging 200,000 points through the client would
@@ -24,6 +25,21 @@ from tests.importer.processes import import_argv, import_env, run_import
 pytestmark = pytest.mark.slow
 
 RUNS, POINTS_PER_RUN = 40, 10_000
+
+
+def _file_store(root: Path) -> str:
+    """Runs made by the client on its file store, their metric files then written at length in
+    FileStore's own line format ("timestamp value step")."""
+    client = MlflowClient(f"file://{root}")
+    experiment = client.create_experiment("big")
+    for i in range(RUNS):
+        run = client.create_run(experiment, run_name=f"r{i}")
+        metrics = root / experiment / run.info.run_id / "metrics"
+        metrics.mkdir(parents=True, exist_ok=True)
+        for key in ("loss", "acc"):
+            lines = (f"{1_000 + step} {step * 0.5} {step}\n" for step in range(POINTS_PER_RUN // 2))
+            (metrics / key).write_text("".join(lines))
+    return str(root)
 
 
 def _source(path: Path) -> str:
@@ -59,14 +75,9 @@ def _count(path: Path) -> int:
         return 0
 
 
-def test_killed_import_resumes_without_duplicates(tmp_path: Path) -> None:
-    source_path, target_path = tmp_path / "mlflow.db", tmp_path / "trackgate.db"
-    source = _source(source_path)
-    target = f"sqlite:///{target_path}"
-    total = RUNS * POINTS_PER_RUN
-
+def _kill_midway(source: str, target_path: Path) -> int:
     process = subprocess.Popen(
-        import_argv(source, target, "--batch-size", "200", "--quiet"),
+        import_argv(source, f"sqlite:///{target_path}", "--batch-size", "200", "--quiet"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=import_env(),
@@ -77,15 +88,30 @@ def test_killed_import_resumes_without_duplicates(tmp_path: Path) -> None:
     assert process.poll() is None, "the import finished before it could be interrupted"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    interrupted = _count(target_path)
-    assert 0 < interrupted < total
+    return _count(target_path)
 
+
+def _resume_and_check(source: str, target_path: Path) -> None:
+    target = f"sqlite:///{target_path}"
     resumed = run_import(source, target, "--batch-size", "200")
     assert resumed.returncode == 0, resumed.stderr
     assert "metric histories resumed at run" in resumed.stdout
-    assert _count(target_path) == total
-    assert _points(target_path, "run_id") == _points(source_path, "run_uuid")
-
+    assert _count(target_path) == RUNS * POINTS_PER_RUN
     again = run_import(source, target)
     assert again.returncode == 0, again.stderr
-    assert _count(target_path) == total
+    assert _count(target_path) == RUNS * POINTS_PER_RUN
+
+
+def test_killed_import_resumes_without_duplicates(tmp_path: Path) -> None:
+    source_path, target_path = tmp_path / "mlflow.db", tmp_path / "trackgate.db"
+    source = _source(source_path)
+    assert 0 < _kill_midway(source, target_path) < RUNS * POINTS_PER_RUN
+    _resume_and_check(source, target_path)
+    assert _points(target_path, "run_id") == _points(source_path, "run_uuid")
+
+
+def test_killed_file_store_import_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    source, target_path = _file_store(tmp_path / "mlruns"), tmp_path / "trackgate.db"
+    assert 0 < _kill_midway(source, target_path) < RUNS * POINTS_PER_RUN
+    _resume_and_check(source, target_path)
