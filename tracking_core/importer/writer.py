@@ -208,13 +208,13 @@ class Target:
         order metrics are copied) with any point in the target. Runs before it are complete."""
         last: str | None = None
         async with self.engine.connect() as conn:
-            async for ids in source.run_ids():
-                present = await conn.execute(
-                    sa.select(sa.func.max(tables.metrics.c.run_id)).where(tables.metrics.c.run_id.in_(ids))
-                )
-                found = present.scalar()
-                if found is not None:
-                    last = found
+            async for batch in source.run_ids():
+                for ids in chunks(batch):
+                    found = await conn.scalar(
+                        sa.select(sa.func.max(tables.metrics.c.run_id)).where(tables.metrics.c.run_id.in_(ids))
+                    )
+                    if found is not None:
+                        last = found
         return last
 
     async def finish(self) -> None:
