@@ -90,7 +90,8 @@ async def _check(request: web.Request, caller: Caller, rule: Rule | None, a: dic
     for resource in await rule.find(request.app[AUTHZ].locator, a):
         if resource is None:
             continue  # unknown id: the handler answers RESOURCE_DOES_NOT_EXIST
-        request.setdefault(RESOURCE, resource)
+        if RESOURCE not in request:  # the first resource names the request in its audit record
+            request[RESOURCE] = resource
         require(caller, resource, rule.need)
     if rule.user_tag:
         await _user_tag_kept(request, caller, a)
@@ -107,8 +108,8 @@ async def guard(request: web.Request, endpoint: Endpoint, a: dict[str, Any]) -> 
     return out
 
 
-def _record(request: web.Request, status: int) -> None:
-    caller = request.get(CALLER)
+async def _record(request: web.Request, status: int) -> None:
+    caller = request.get(CALLER) or await current(request)
     resource = request.get(RESOURCE) or (None, None)
     request.app[AUTHZ].audit.record(
         subject=caller.subject if caller else None,
@@ -132,15 +133,12 @@ async def authorize(request: web.Request, handler: Handler) -> web.StreamRespons
         return await handler(request)
     record = audited(request)
     try:
-        if request.match_info.handler is not None:
-            caller = await current(request)
-            assert caller is not None
-            await check_path(request, caller)
+        await check_path(request)
         response = await handler(request)
     except BaseException as exc:
         if record:
-            _record(request, status_of(exc))
+            await _record(request, status_of(exc))
         raise
     if record:
-        _record(request, response.status)
+        await _record(request, response.status)
     return response
