@@ -26,6 +26,7 @@ import logging
 import resource
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import http_exceptions, web
@@ -35,6 +36,7 @@ from aiohttp.web_request import BaseRequest
 from gateway.config import Config
 from gateway.errors import mlflow_error
 from gateway.forwarded import TrustedProxies
+from gateway.tls import HandshakeFailures, TlsAcceptor
 
 log = logging.getLogger("trackgate.limits")
 
@@ -234,8 +236,17 @@ class GuardedSite(web.TCPSite):
         def make_handler() -> GuardedHandler:
             return GuardedHandler(self.guard, server, loop=loop, **settings)
 
+        factory: Callable[[], asyncio.Protocol] = make_handler
+        if self._ssl_context is not None:
+            # The handshake runs in TlsAcceptor rather than in create_server(ssl=...), so that a
+            # failed one is logged (asyncio keeps those to its debug log).
+            context, failures = self._ssl_context, HandshakeFailures()
+
+            def factory() -> asyncio.Protocol:
+                return TlsAcceptor(context, make_handler, failures)
+
         self._server = await loop.create_server(
-            make_handler, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
+            factory, self._host, self._port, backlog=self._backlog,
             reuse_address=self._reuse_address, reuse_port=self._reuse_port,
         )
         self._sweeper = asyncio.create_task(self._sweep(server))
