@@ -253,6 +253,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("expose_prometheus", str, None, "mlflow server's flag: turn metrics on, keeping multiprocess "
             "state in this directory; served on metrics_address (default 127.0.0.1:9090).",
             ("MLFLOW_EXPOSE_PROMETHEUS",), optional=True),
+    Setting("read_replica_backend_store_uri", str, None, "A read-only replica of the tracking database (mlflow "
+            "server's flag): searches read from it; writes and reads by id (a run just created, a metric just "
+            "logged) stay on backend_store_uri.", ("MLFLOW_READ_REPLICA_BACKEND_STORE_URI",), optional=True),
     # -- Exposure: open listening, browser security middleware (gateway/security.py, with
     #    mlflow server's flags and variables), connection limits (gateway/limits.py); checked in
     #    gateway.config_security --------------------------------------------------------------
@@ -474,7 +477,7 @@ def _validate(v: dict[str, Any], sources: Mapping[str, str]) -> list[str]:
         problems.append(f"port must be between 0 and 65535, not {v['port']}{where('port')}.")
     if v["workers"] < 1:
         problems.append(f"workers must be at least 1, not {v['workers']}{where('workers')}.")
-    for uri_name in ("backend_store_uri", "registry_store_uri"):
+    for uri_name in ("backend_store_uri", "registry_store_uri", "read_replica_backend_store_uri"):
         uri = v[uri_name]
         if uri is None:
             continue

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from tracking_core import identity, middleware, ui
+from tracking_core import identity, middleware, replica, ui
 from tracking_core.api import (
     artifacts,
     artifacts_only,
@@ -41,7 +41,7 @@ TRACKING_ENDPOINTS = (
 
 async def _stores_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    db = Database(create_engine(config))
+    db = Database(create_engine(config), replica.open_engine(config))
     # Its own engine only when --registry-store-uri names another database.
     model_registry = open_registry(config, db)
     app[STORES] = Stores(
@@ -60,7 +60,7 @@ async def _stores_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def build_app(config: CoreSettings) -> web.Application:
     app = web.Application(
-        middlewares=[middleware.errors, identity.identity, authz.authorize],
+        middlewares=[*replica.middlewares(config), middleware.errors, identity.identity, authz.authorize],
         client_max_size=config.max_body_mb * 1024 * 1024,
     )
     app[CONFIG] = config

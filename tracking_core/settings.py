@@ -29,6 +29,7 @@ class CoreSettings:
     static_prefix: str = ""
     log_level: str = "info"
     log_format: str = "text"  # text or json, for the core workers' log lines too
+    read_replica_backend_store_uri: str | None = None  # searches read here (tracking_core/replica.py)
     max_body_mb: int = 32
     drain_timeout: float = 30.0
     db_pool_size: int = 5

@@ -9,6 +9,7 @@ Other backends run writes concurrently. URIs are given the way `mlflow server` u
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from typing import Any
 
 import sqlalchemy as sa
@@ -132,6 +133,10 @@ def _configure_sqlite(engine: sa.Engine, busy_timeout_ms: int = SQLITE_BUSY_TIME
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("tg_write") else "BEGIN")
 
 
+# True while a request whose reads may come from the read replica is handled (see tracking_core/replica.py).
+replica_reads: contextvars.ContextVar[bool] = contextvars.ContextVar("trackgate_replica_reads", default=False)
+
+
 class Database:
     """Owns the engine; hands out read connections and write transactions.
 
@@ -139,8 +144,10 @@ class Database:
     driver, and their writes run concurrently.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, replica: AsyncEngine | None = None) -> None:
         self.engine = engine
+        # --read-replica-backend-store-uri: used by read() only while replica_reads is set.
+        self._replica = replica
         self.dialect = engine.dialect.name
         self.is_sqlite = self.dialect == "sqlite"
         self._write_engine = engine.execution_options(tg_write=True)
@@ -156,6 +163,8 @@ class Database:
     def read(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
         if self._inline is not None:
             return self._inline.read()  # type: ignore[return-value]  # the AsyncConnection subset the store uses
+        if self._replica is not None and replica_reads.get():
+            return self._replica.connect()
         return self._read_engine.connect()
 
     def write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
@@ -181,3 +190,5 @@ class Database:
         if self._inline is not None:
             self._inline.close()
         await self.engine.dispose()
+        if self._replica is not None:
+            await self._replica.dispose()
