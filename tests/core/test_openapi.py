@@ -19,6 +19,7 @@ from tracking_core.api.openapi import RAW_ROUTES, document
 from tracking_core.app import TRACKING_ENDPOINTS, build_app
 from tracking_core.authz.routes import AUTH_ENDPOINTS
 from tracking_core.settings import CoreSettings
+from tracking_core.store import schema as db_schema
 
 
 async def _served(tmp_path: Path, **settings: Any) -> dict[str, Any]:
@@ -88,3 +89,58 @@ def test_field_kinds_say_what_the_parser_accepts() -> None:
     assert create["properties"]["tags"]["type"] == "array"  # a lone object is refused (finding 7)
     search = {p["name"]: p for p in doc["paths"]["/api/2.0/mlflow/experiments/search"]["get"]["parameters"]}
     assert search["order_by"]["schema"]["type"] == "array" and search["order_by"]["explode"] is True
+
+
+async def test_main_responses_match_their_declared_schemas(tmp_path: Path) -> None:
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    doc = document(TRACKING_ENDPOINTS)
+    registry = Registry().with_resource("urn:openapi", Resource(contents=doc, specification=DRAFT202012))
+
+    def check(path: str, method: str, payload: Any) -> None:
+        schema = doc["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+        wrapped = {"$schema": "https://json-schema.org/draft/2020-12/schema", **_rebased(schema)}
+        Draft202012Validator(wrapped, registry=registry).validate(payload)
+
+    config = CoreSettings(backend_store_uri=f"sqlite:///{tmp_path}/core.db",
+                          artifacts_destination=str(tmp_path / "artifacts"))
+    await db_schema.prepare(config)
+    async with TestClient(TestServer(build_app(config), host="127.0.0.1")) as client:
+        async def call(method: str, name: str, **kwargs: Any) -> Any:
+            response = await client.request(method, f"/api/2.0/mlflow/{name}", **kwargs)
+            assert response.status == 200, await response.text()
+            payload = await response.json()
+            check(f"/api/2.0/mlflow/{name}", method.lower(), payload)
+            return payload
+
+        experiment = (await call("POST", "experiments/create", json={"name": "schema", "tags": [
+            {"key": "k", "value": "v"}]}))["experiment_id"]
+        await call("GET", "experiments/get", params={"experiment_id": experiment})
+        await call("GET", "experiments/get-by-name", params={"experiment_name": "schema"})
+        await call("GET", "experiments/search", params={"max_results": "10"})
+        run = (await call("POST", "runs/create", json={"experiment_id": experiment}))["run"]["info"]["run_id"]
+        await client.post("/api/2.0/mlflow/runs/log-batch", json={"run_id": run, "metrics": [
+            {"key": "m", "value": "NaN", "timestamp": 1}, {"key": "m", "value": 1.5, "timestamp": 2, "step": 1}],
+            "params": [{"key": "p", "value": "v"}], "tags": [{"key": "t", "value": "v"}]})
+        await call("GET", "runs/get", params={"run_id": run})
+        await call("POST", "runs/search", json={"experiment_ids": [experiment]})
+        await call("GET", "metrics/get-history", params={"run_id": run, "metric_key": "m"})
+        await call("POST", "registered-models/create", json={"name": "schema-model", "tags": [
+            {"key": "k", "value": "v"}]})
+        await call("POST", "model-versions/create", json={"name": "schema-model", "source": f"runs:/{run}/m",
+                                                          "run_id": run})
+        await call("GET", "registered-models/get", params={"name": "schema-model"})
+        await call("GET", "registered-models/search", params={})
+        await call("GET", "model-versions/get", params={"name": "schema-model", "version": "1"})
+        await call("GET", "model-versions/search", params={})
+
+
+def _rebased(schema: Any) -> Any:
+    """The document's local `#/components/...` references, pointed at the registered document."""
+    if isinstance(schema, dict):
+        return {k: ("urn:openapi" + v if k == "$ref" else _rebased(v)) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_rebased(v) for v in schema]
+    return schema

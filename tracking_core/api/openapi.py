@@ -38,6 +38,61 @@ ERROR = {
 _ERROR_RESPONSE = {"$ref": "#/components/responses/Error"}
 _JSON_OK = {"description": "Success.", "content": {"application/json": {"schema": {"type": "object"}}}}
 
+# Response messages of the main operations (MLflow's, as the client parses them). Objects stay open
+# (MLflow adds fields between versions); what is listed is what the client relies on.
+_STR, _INT = {"type": "string"}, {"type": "integer"}
+_KV = {"type": "object", "required": ["key"], "properties": {"key": _STR, "value": _STR}}
+_TAGS = {"type": "array", "items": _KV}
+_TOKEN = {"next_page_token": _STR}
+ENTITIES: dict[str, dict[str, Any]] = {
+    "Experiment": {"type": "object", "required": ["experiment_id", "name", "lifecycle_stage"], "properties": {
+        "experiment_id": _STR, "name": _STR, "artifact_location": _STR, "lifecycle_stage": _STR,
+        "creation_time": _INT, "last_update_time": _INT, "tags": _TAGS}},
+    "Metric": {"type": "object", "required": ["key", "value", "timestamp"], "properties": {
+        "key": _STR, "value": {"type": ["number", "string"]}, "timestamp": _INT, "step": _INT}},
+    "Run": {"type": "object", "required": ["info"], "properties": {
+        "info": {"type": "object", "required": ["run_id", "experiment_id", "status"], "properties": {
+            "run_id": _STR, "run_uuid": _STR, "run_name": _STR, "experiment_id": _STR, "user_id": _STR,
+            "status": _STR, "start_time": _INT, "end_time": _INT, "artifact_uri": _STR, "lifecycle_stage": _STR}},
+        "data": {"type": "object", "properties": {
+            "metrics": {"type": "array", "items": {"$ref": "#/components/schemas/Metric"}},
+            "params": _TAGS, "tags": _TAGS}}}},
+    "RegisteredModel": {"type": "object", "required": ["name"], "properties": {
+        "name": _STR, "creation_timestamp": _INT, "last_updated_timestamp": _INT, "description": _STR,
+        "tags": _TAGS, "latest_versions": {"type": "array", "items": {"$ref": "#/components/schemas/ModelVersion"}}}},
+    "ModelVersion": {"type": "object", "required": ["name", "version"], "properties": {
+        "name": _STR, "version": _STR, "creation_timestamp": _INT, "last_updated_timestamp": _INT,
+        "current_stage": _STR, "description": _STR, "source": _STR, "run_id": _STR, "status": _STR, "tags": _TAGS}},
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _message(**properties: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": properties}
+
+
+RESPONSES: dict[str, dict[str, Any]] = {
+    "experiments/create": {**_message(experiment_id=_STR), "required": ["experiment_id"]},
+    "experiments/get": {**_message(experiment=_ref("Experiment")), "required": ["experiment"]},
+    "experiments/get-by-name": {**_message(experiment=_ref("Experiment")), "required": ["experiment"]},
+    "experiments/search": _message(experiments={"type": "array", "items": _ref("Experiment")}, **_TOKEN),
+    "runs/create": {**_message(run=_ref("Run")), "required": ["run"]},
+    "runs/get": {**_message(run=_ref("Run")), "required": ["run"]},
+    "runs/search": _message(runs={"type": "array", "items": _ref("Run")}, **_TOKEN),
+    "metrics/get-history": _message(metrics={"type": "array", "items": _ref("Metric")}, **_TOKEN),
+    "registered-models/create": {**_message(registered_model=_ref("RegisteredModel")),
+                                 "required": ["registered_model"]},
+    "registered-models/get": {**_message(registered_model=_ref("RegisteredModel")), "required": ["registered_model"]},
+    "registered-models/search": _message(registered_models={"type": "array", "items": _ref("RegisteredModel")},
+                                         **_TOKEN),
+    "model-versions/create": {**_message(model_version=_ref("ModelVersion")), "required": ["model_version"]},
+    "model-versions/get": {**_message(model_version=_ref("ModelVersion")), "required": ["model_version"]},
+    "model-versions/search": _message(model_versions={"type": "array", "items": _ref("ModelVersion")}, **_TOKEN),
+}
+
 
 def _scalar(f: wire.Field, in_query: bool) -> dict[str, Any]:
     if f.kind == wire.STRING:
@@ -92,6 +147,13 @@ def _openapi_path(path: str) -> str:
                     for part in path.split("/"))
 
 
+def _ok(endpoint: Endpoint) -> dict[str, Any]:
+    schema = RESPONSES.get(endpoint.path) if endpoint.version == "2.0" else None
+    if schema is None:
+        return _JSON_OK
+    return {"description": "Success.", "content": {"application/json": {"schema": schema}}}
+
+
 def _operation(endpoint: Endpoint, method: str, path: str) -> dict[str, Any]:
     in_path = set(_path_names(path))
     parameters: list[dict[str, Any]] = [
@@ -101,7 +163,7 @@ def _operation(endpoint: Endpoint, method: str, path: str) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": f"{method.lower()}{path.replace('/', '_').replace('{', '').replace('}', '')}",
         "tags": [endpoint.path.split("/")[0]],
-        "responses": {"200": _JSON_OK, "default": _ERROR_RESPONSE},
+        "responses": {"200": _ok(endpoint), "default": _ERROR_RESPONSE},
     }
     fields = [f for f in endpoint.request if f.name not in in_path]
     if method == "GET":
@@ -183,7 +245,7 @@ def document(endpoints: Iterable[Endpoint], prefix: str = "") -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": {"Error": ERROR},
+            "schemas": {"Error": ERROR, **ENTITIES},
             "responses": {
                 "Error": {
                     "description": "MLflow's error body; the status follows the error code.",
