@@ -92,3 +92,20 @@ async def test_audit_records_are_stored_and_coalesced(backend_uri: str) -> None:
     by_action = {(r.action, r.outcome): r for r in rows}
     denied = by_action[("POST /api/2.0/mlflow/experiments/delete", "denied")]
     assert denied.status == 403 and denied.resource_id == "0"
+
+
+async def test_a_version_cannot_point_at_what_its_creator_may_not_read(backend_uri: str) -> None:
+    async with core(backend_uri) as client:
+        admin, editor = As(client, ADMIN), As(client, "v-" + uuid.uuid4().hex[:6])
+        secret = (await admin.call("POST", "experiments/create", {"name": uuid.uuid4().hex}))["experiment_id"]
+        run_id = (await admin.call("POST", "runs/create", {"experiment_id": secret}))["run"]["info"]["run_id"]
+        name = "v-" + uuid.uuid4().hex[:8]
+        await editor.call("POST", "registered-models/create", {"name": name})
+        await admin.call("POST", "/api/3.0/mlflow/users/permissions/grant", {
+            "username": editor.headers["X-Trackgate-Subject"], "resource_type": "experiment",
+            "resource_id": secret, "permission": "DENY"})
+        for body in ({"source": f"runs:/{run_id}/model"}, {"source": "s3://b/m", "run_id": run_id},
+                     {"source": f"mlflow-artifacts:/{secret}/{run_id}/artifacts/model"}):
+            await editor.call("POST", "model-versions/create", {"name": name, **body}, expect=403)
+        found = await admin.call("GET", "model-versions/search", params={"filter": f"name='{name}'"})
+        assert found.get("model_versions", []) == []

@@ -20,7 +20,7 @@ from tracking_core.authz.audit import AuditSink, action_of, audited, outcome, st
 from tracking_core.authz.caller import Caller, CallerCache
 from tracking_core.authz.locate import Locator
 from tracking_core.authz.paths import check_path
-from tracking_core.authz.permissions import EXPERIMENT, REGISTERED_MODEL
+from tracking_core.authz.permissions import EXPERIMENT, REGISTERED_MODEL, Permission
 from tracking_core.authz.routes import RULES, Kind, Rule
 from tracking_core.authz.state import AUTHZ, CALLER, DETAIL, RESOURCE, Authz, current, denied, require, require_admin
 from tracking_core.keys import CONFIG, STORES
@@ -93,6 +93,10 @@ async def _check(request: web.Request, caller: Caller, rule: Rule | None, a: dic
         if RESOURCE not in request:  # the first resource names the request in its audit record
             request[RESOURCE] = resource
         require(caller, resource, rule.need)
+    if rule.reads is not None:
+        for resource in await rule.reads(request.app[AUTHZ].locator, a):
+            if resource is not None:
+                require(caller, resource, Permission.READ)
     if rule.user_tag:
         await _user_tag_kept(request, caller, a)
 

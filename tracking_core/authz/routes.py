@@ -7,6 +7,7 @@ mounted endpoint has a rule, so a new endpoint cannot slip through unclassified)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -46,6 +47,8 @@ class Rule:
     find: Find | None = None
     # Writes of the mlflow.user tag are refused unless they keep the run's recorded user.
     user_tag: bool = False
+    # Resources the request also reads from (a new model version's source): READ is needed on each.
+    reads: Find | None = None
 
 
 async def _experiment_arg(_: Locator, a: dict[str, Any]) -> list[Resource | None]:
@@ -78,6 +81,32 @@ async def _logged_model(loc: Locator, a: dict[str, Any]) -> list[Resource | None
 
 async def _model(_: Locator, a: dict[str, Any]) -> list[Resource | None]:
     return [locate.registered_model(a["name"])] if a.get("name") else []
+
+
+_RUN_SOURCE = re.compile(r"^runs:/([^/]+)")
+_MODEL_SOURCE = re.compile(r"^models:/([^/@]+)$")
+_PROXY_SOURCE = re.compile(r"^mlflow-artifacts:/+(\d+)/")
+_REGISTRY_SOURCE = re.compile(r"^models:/([^/@]+)/\d+$")
+
+
+async def _version_source(loc: Locator, a: dict[str, Any]) -> list[Resource | None]:
+    """What a new model version points at must be readable by its creator: else registering a
+    version would be a way to download artifacts of an experiment one may not read."""
+    source = str(a.get("source") or "")
+    found: list[Resource | None] = []
+    if a.get("run_id"):
+        found.append(await loc.run(a["run_id"]))
+    if a.get("model_id"):
+        found.append(await loc.logged_model(a["model_id"]))
+    if m := _RUN_SOURCE.match(source):
+        found.append(await loc.run(m.group(1)))
+    elif m := _MODEL_SOURCE.match(source):
+        found.append(await loc.logged_model(m.group(1)))
+    elif m := _REGISTRY_SOURCE.match(source):
+        found.append(locate.registered_model(m.group(1)))
+    elif m := _PROXY_SOURCE.match(source):
+        found.append(locate.experiment(m.group(1)))
+    return found
 
 
 def _on(find: Find, need: Permission, **extra: Any) -> Rule:
@@ -139,7 +168,7 @@ RULES: dict[Callable[..., Any], Rule] = {
     registered_models.set_alias: _on(_model, E),
     registered_models.delete_alias: _on(_model, E),
     registered_models.get_by_alias: _on(_model, R),
-    model_versions.create: _on(_model, E),
+    model_versions.create: _on(_model, E, reads=_version_source),
     model_versions.get: _on(_model, R),
     model_versions.update: _on(_model, E),
     model_versions.delete: _on(_model, M),
