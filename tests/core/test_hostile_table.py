@@ -1,10 +1,11 @@
 """The hostile-input table, against a running `trackgate server` (gateway + core), as a client sends it.
 
-One row per shape: oversized bodies and headers, deep JSON, invalid UTF-8, huge numbers, NaN in odd
-places, 10,000 tags, keys with `/`, `..` and NUL, long and SQL-looking filters, a body that is not
-what its Content-Encoding says, smuggling-shaped framing. Each must be a clear 4xx (MLflow's JSON
-error on API paths), the server must stay ready after each, and nothing stored may change: the
-database's row counts and the run's data are compared before and after the whole table.
+Run with auth off and with basic auth on (rows sent as a signed-in admin). One row per shape:
+oversized bodies and headers, deep JSON, invalid UTF-8, huge numbers, NaN in odd places, 10,000 tags,
+keys with `/`, `..` and NUL, long and SQL-looking filters, a body that is not what its
+Content-Encoding says, smuggling-shaped framing. Each must be a clear 4xx (MLflow's JSON error on API
+paths), the server must stay ready after each, and nothing stored may change: the database's row
+counts and the run's data are compared before and after each row.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
 import socket
 import sqlite3
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,31 +35,50 @@ TABLES = ("experiments", "experiment_tags", "runs", "metrics", "latest_metrics",
           "registered_models", "model_versions", "users")
 
 
+PASSWORD = "hostile-pass-1"
+
+
 @dataclass
 class World:
     server: RunningServer
     db: Path
     experiment_id: str
     run_id: str
+    auth: tuple[str, str] | None
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    d = tmp_path_factory.mktemp("hostile")
-    with trackgate_server(d, "--max-body-mb", "1") as server:
-        post = requests.post(server.url + API + "/experiments/create", json={"name": "hostile"}, timeout=10)
+@pytest.fixture(scope="module", params=["auth-off", "auth-on"])
+def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """A server with one experiment and run; with basic auth on, every row is sent as a signed-in admin
+    (so it reaches the API rather than stopping at the 401)."""
+    d = tmp_path_factory.mktemp(f"hostile-{request.param}")
+    args = ["--max-body-mb", "1"]
+    auth = None
+    if request.param == "auth-on":
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKGATE_", "MLFLOW_"))}
+        made = subprocess.run([sys.executable, "-m", "gateway.cli", "users", "create", "hostile", "--admin",
+                               "--backend-store-uri", f"sqlite:///{d}/trackgate.db"], input=PASSWORD + "\n",
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert made.returncode == 0, made.stderr
+        args += ["--auth", "basic"]
+        auth = ("hostile", PASSWORD)
+    with trackgate_server(d, *args) as server:
+        post = requests.post(server.url + API + "/experiments/create", json={"name": "hostile"}, timeout=10,
+                             auth=auth)
         experiment_id = post.json()["experiment_id"]
-        run = requests.post(server.url + API + "/runs/create", json={"experiment_id": experiment_id}, timeout=10)
+        run = requests.post(server.url + API + "/runs/create", json={"experiment_id": experiment_id}, timeout=10,
+                            auth=auth)
         run_id = run.json()["run"]["info"]["run_id"]
-        requests.post(server.url + API + "/runs/log-metric", timeout=10,
+        requests.post(server.url + API + "/runs/log-metric", timeout=10, auth=auth,
                       json={"run_id": run_id, "key": "m", "value": 1.0, "timestamp": 1})
-        yield World(server, d / "trackgate.db", experiment_id, run_id)
+        yield World(server, d / "trackgate.db", experiment_id, run_id, auth)
 
 
 def _snapshot(world: World) -> dict[str, Any]:
     with sqlite3.connect(f"file:{world.db}?mode=ro", uri=True) as conn:
         counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
-    run = requests.get(world.server.url + API + "/runs/get", params={"run_id": world.run_id}, timeout=10).json()
+    run = requests.get(world.server.url + API + "/runs/get", params={"run_id": world.run_id}, timeout=10,
+                       auth=world.auth).json()
     return {"counts": counts, "run": run}
 
 
@@ -142,8 +165,10 @@ ROWS = _rows("RUN", "EXP")
 def test_hostile_input_is_a_clear_4xx(world: World, row: str) -> None:
     before = _snapshot(world)
     spec = dict(_rows(world.run_id, world.experiment_id))[row]
+    own_authorization = "Authorization" in spec.get("headers", {})
     response = requests.request(spec["method"], world.server.url + API + spec["path"], params=spec.get("params"),
-                                data=spec.get("data"), headers=spec.get("headers"), timeout=30)
+                                data=spec.get("data"), headers=spec.get("headers"), timeout=30,
+                                auth=None if own_authorization else world.auth)
     assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])
     if response.headers.get("Content-Type", "").startswith("application/json"):
         error = response.json()
@@ -178,12 +203,12 @@ def test_smuggling_shapes_are_refused(world: World, payload: bytes) -> None:
 
 def test_a_real_gzip_body_is_decoded(world: World) -> None:
     name = f"gz-{uuid.uuid4().hex[:8]}"
-    response = requests.post(world.server.url + API + "/experiments/create", timeout=10,
+    response = requests.post(world.server.url + API + "/experiments/create", timeout=10, auth=world.auth,
                              data=gzip.compress(json.dumps({"name": name}).encode()),
                              headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
     assert response.status_code == 200, response.text
     found = requests.get(world.server.url + API + "/experiments/get-by-name", params={"experiment_name": name},
-                         timeout=10)
+                         timeout=10, auth=world.auth)
     assert found.json()["experiment"]["experiment_id"] == response.json()["experiment_id"]
 
 
