@@ -109,3 +109,18 @@ async def test_a_version_cannot_point_at_what_its_creator_may_not_read(backend_u
             await editor.call("POST", "model-versions/create", {"name": name, **body}, expect=403)
         found = await admin.call("GET", "model-versions/search", params={"filter": f"name='{name}'"})
         assert found.get("model_versions", []) == []
+
+
+async def test_pruning_removes_only_old_records_in_slices(backend_uri: str) -> None:
+    from tracking_core.store import audit as audit_store
+
+    subject = "prune-" + uuid.uuid4().hex[:6]
+    db = Database(create_engine(CoreSettings(backend_store_uri=backend_uri)))
+    row = {"subject": subject, "auth_method": "basic", "client": None, "action": "POST x", "resource_type": None,
+           "resource_id": None, "outcome": "allowed", "status": 200, "detail": None}
+    await audit_store.insert(db, [{**row, "time_ms": t} for t in [1_000] * 2500 + [10**13] * 3])
+    assert await audit_store.prune(db, 2_000, max_slices=2) == 2000  # bounded: two slices of 1,000
+    assert await audit_store.prune(db, 2_000) == 500
+    kept = await audit_store.query(db, 0, subject=subject)
+    await db.close()
+    assert len(kept) == 3 and {r["time_ms"] for r in kept} == {10**13}
