@@ -46,6 +46,11 @@ def _model(data: dict[str, Any]) -> dict[str, Any]:
     return _unordered(data, "tags", "aliases", "latest_versions")
 
 
+def _logged_model(data: dict[str, Any]) -> dict[str, Any]:
+    _unordered(data.get("info", {}), "tags")
+    return data
+
+
 def _sorted(items: list[Any]) -> list[Any]:
     return sorted(items, key=repr)
 
@@ -90,7 +95,7 @@ def snapshot(client: MlflowClient) -> dict[str, Any]:
     return {
         "experiments": {e.experiment_id: _unordered(_plain(e), "tags") for e in experiments},
         "runs": {r.info.run_id: _run(client, r) for r in runs},
-        "logged_models": {m.model_id: _plain(m) for m in models},
+        "logged_models": {m.model_id: _logged_model(_plain(m)) for m in models},
         "registered_models": {m.name: _model(_plain(m)) for m in registered},
         "model_versions": {(v.name, str(v.version)): _version(_plain(v)) for v in versions},
         "aliases": aliases,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -64,8 +65,14 @@ def _lines(path: Path) -> Iterator[list[str]]:
 
 
 def _number(text: str) -> tuple[float, bool]:
+    """A metric value as MLflow's SQL stores keep it: NaN as 0 with is_nan, infinities as the
+    largest doubles (what `mlflow migrate-filestore` and every SQL-backed server hold)."""
     value = float(text)
-    return (0.0, True) if math.isnan(value) else (value, False)
+    if math.isnan(value):
+        return 0.0, True
+    if math.isinf(value):
+        return math.copysign(sys.float_info.max, value), False
+    return value, False
 
 
 class FileSource:
