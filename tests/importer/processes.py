@@ -12,6 +12,7 @@ from pathlib import Path
 
 import requests
 
+from tests.server_process import stop
 from tests.services import free_port
 
 MLFLOW_START_TIMEOUT = 300.0  # `mlflow server` imports a lot: 30 s to minutes on a busy 2-core machine
@@ -78,9 +79,4 @@ def mlflow_server(backend_store_uri: str, workdir: Path) -> Iterator[MlflowServe
     try:
         yield MlflowServer(process, port, log_path)
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
