@@ -49,7 +49,10 @@ async def _once_more_on_a_dropped_connection(request: web.Request, handler: Hand
     try:
         return await handler(request)
     except sa.exc.DBAPIError as exc:
-        if not exc.connection_invalidated:
+        # Only when the body can be read again: read whole (aiohttp keeps the bytes), or none. A
+        # streamed upload already consumed cannot be replayed; it gets the 503 and the client retries.
+        replayable = not request.body_exists or getattr(request, "_read_bytes", None) is not None
+        if not exc.connection_invalidated or not replayable:
             raise
         log.info("database connection was dropped; retrying %s %s once", request.method, request.path)
     return await handler(request)
