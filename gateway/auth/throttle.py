@@ -28,6 +28,7 @@ WINDOW = 60.0
 MAX_KEYS = 10_000
 
 Key = tuple[str, str]  # (address, claimed user; "" for credentials that claim none)
+ALL_USERS = "\n"  # the per-address key's "user": no user name contains a newline
 
 
 class TooManyAttempts(Exception):
@@ -83,7 +84,7 @@ class FailureThrottle:
         """Seconds until this (address, user) may try again, or None if it may now."""
         now = time.monotonic()
         waits = []
-        for key, limit in (((address, user), MAX_FAILURES), ((address, "*"), MAX_ADDRESS_FAILURES)):
+        for key, limit in (((address, user), MAX_FAILURES), ((address, ALL_USERS), MAX_ADDRESS_FAILURES)):
             count = self._counts.get(key)
             if count is not None and count.recent(now, self._window) >= limit:
                 oldest = count.failures[0] if count.failures else now - self._window  # in flight only: 1 s
@@ -94,7 +95,7 @@ class FailureThrottle:
     def attempt(self, address: str, user: str, *, in_flight: bool = True) -> Iterator[_Attempt]:
         """Count the attempt as in flight while it runs (unless `in_flight` is False: a request with
         no Authorization header, e.g. a session cookie); `failed()` on it makes it a failure."""
-        keys = ((address, user), (address, "*"))
+        keys = ((address, user), (address, ALL_USERS))
         step = 1 if in_flight else 0
         for key in keys:
             self._count(key).in_flight += step
