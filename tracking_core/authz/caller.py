@@ -31,12 +31,19 @@ class Caller:
     is_admin: bool
     default: Permission
     grants: Grants = field(default_factory=dict)
+    # Answers already worked out: a Caller lives TTL seconds in the cache and serves many requests
+    # on the same few resources (a training job's run), so the hot path is one dict lookup.
+    _known: dict[tuple[str, str], Permission] = field(default_factory=dict, compare=False, repr=False)
 
     def permission(self, rtype: str, rid: str) -> Permission:
         if self.is_admin:
             return Permission.MANAGE
-        found = (*self.grants.get((rtype, rid), ()), *self.grants.get((rtype, WILDCARD), ()))
-        return fold(found, self.default)
+        key = (rtype, rid)
+        known = self._known.get(key)
+        if known is None:
+            found = (*self.grants.get(key, ()), *self.grants.get((rtype, WILDCARD), ()))
+            known = self._known[key] = fold(found, self.default)
+        return known
 
     def scope(self, rtype: str) -> Scope:
         """What this caller may read of one resource type, for a search's WHERE."""
@@ -78,7 +85,9 @@ class CallerCache:
         now = time.monotonic()
         hit = self._entries.get(key)
         if hit is not None and now - hit[0] < TTL:
-            return hit[1] if hit[1].method == identity.method else replace(hit[1], method=identity.method)
+            if hit[1].method == identity.method:
+                return hit[1]
+            return replace(hit[1], method=identity.method, _known=hit[1]._known)
         async with self._db.read() as conn:
             rows = (await conn.execute(caller_rows(identity.subject, identity.groups))).all()
         collected: dict[tuple[str, str], list[Permission]] = {}

@@ -28,6 +28,11 @@ class Locator:
         self._db = db
         self._known: OrderedDict[tuple[str, str], str] = OrderedDict()
 
+    def known(self, kind: str, key: str) -> Resource | None:
+        """The remembered answer, without a coroutine (the hot path: every log_metric asks)."""
+        hit = self._known.get((kind, key))
+        return None if hit is None else (EXPERIMENT, hit)
+
     async def _experiment_of(self, kind: str, stmt: sa.Select[Any], key: str) -> Resource | None:
         hit = self._known.get((kind, key))
         if hit is None:

@@ -60,7 +60,10 @@ async def _experiment_name(loc: Locator, a: dict[str, Any]) -> list[Resource | N
 
 
 async def _run(loc: Locator, a: dict[str, Any]) -> list[Resource | None]:
-    return [await loc.run(a["run_id"])] if a.get("run_id") else []
+    run_id = a.get("run_id")
+    if not run_id:
+        return []
+    return [loc.known("run", run_id) or await loc.run(run_id)]
 
 
 async def _runs(loc: Locator, a: dict[str, Any]) -> list[Resource | None]:
