@@ -9,6 +9,7 @@ measured), then the same file copied straight to and from the store by the store
 
 | store | direct client |
 | --- | --- |
+| local | a local --artifacts-destination, copied with shutil (the reference: what the server's own path costs) |
 | ftp | curl's FTP client (libcurl, C), passive mode |
 | sftp | OpenSSH's `sftp` (C), same cipher negotiation as asyncssh against that sshd |
 | wasbs | azure-storage-blob (sync, its defaults: 4 MiB blocks, one connection) |
@@ -25,6 +26,7 @@ import argparse
 import contextlib
 import hashlib
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -33,11 +35,23 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.bench_artifacts import ART, ROOT, MiB, PeakRss, curl, free_port, make_file, sha256_of
 
-STORES = ("ftp", "sftp", "wasbs")
+STORES = ("local", "ftp", "sftp", "wasbs")
+
+
+@dataclass
+class LocalDir:
+    """The reference row: a local --artifacts-destination, the ceiling of the server's own path."""
+
+    root: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def uri(self, path: str) -> str:
+        return str(self.root / path)
 
 
 @contextlib.contextmanager
@@ -86,7 +100,10 @@ class Direct:
 
     def upload(self, local: Path, name: str) -> None:
         s = self.server
-        if self.kind == "ftp":
+        if isinstance(s, LocalDir):
+            (s.root / self.prefix / "direct").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(local, s.root / self.prefix / "direct" / name)
+        elif self.kind == "ftp":
             curl(["--ftp-create-dirs", "-T", str(local), "-w", "%{speed_upload}", self._ftp_url(name)])
         elif self.kind == "sftp":
             self._sftp(f"put {local} {s.root}/{self.prefix}/{name}")  # type: ignore[attr-defined]
@@ -96,7 +113,9 @@ class Direct:
 
     def download(self, name: str, local: Path) -> None:
         s = self.server
-        if self.kind == "ftp":
+        if isinstance(s, LocalDir):
+            shutil.copyfile(s.root / self.prefix / "direct" / name, local)
+        elif self.kind == "ftp":
             curl(["-w", "%{speed_download}", self._ftp_url(name)])
         elif self.kind == "sftp":
             self._sftp(f"get {s.root}/{self.prefix}/{name} {local}")  # type: ignore[attr-defined]
@@ -106,7 +125,7 @@ class Direct:
 
     def stored_sha256(self, name: str) -> str:
         s = self.server
-        if self.kind in ("ftp", "sftp"):
+        if self.kind in ("local", "ftp", "sftp"):
             return sha256_of(next((s.root / self.prefix).rglob(name)))  # type: ignore[attr-defined]
         digest = hashlib.sha256()
         with s.client() as client:  # type: ignore[attr-defined]
@@ -135,6 +154,10 @@ def store_server(kind: str) -> Iterator[object]:
     from tests.artifacts.ftp_server import pyftpdlib_server
     from tests.artifacts.sshd_server import openssh_server
 
+    if kind == "local":
+        with tempfile.TemporaryDirectory(prefix="tg-bench-local-") as tmp:
+            yield LocalDir(Path(tmp))
+        return
     start = {"ftp": pyftpdlib_server, "sftp": openssh_server, "wasbs": azurite}[kind]
     with start() as server:  # type: ignore[operator]
         yield server
