@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 import gateway
 from gateway import cli_audit, cli_certs, cli_db, cli_gc, cli_grants, cli_import, cli_roles, cli_tokens, cli_users
 from gateway import config as configuration
+from gateway.config_security import open_listener_problems
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
 
@@ -75,6 +76,9 @@ def load_config(args: argparse.Namespace) -> configuration.Config | None:
 def run_server(args: argparse.Namespace) -> int:
     config = load_config(args)
     if config is None:
+        return 2
+    if problems := open_listener_problems(config):
+        print("trackgate: configuration problems:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 2
     if args.check_config:
         print("\n".join(configuration.describe(config)))

@@ -47,13 +47,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def open_listener_problems(config: Any) -> list[str]:
+    """Checked by `trackgate server` only (a `trackgate gc` in the same container environment does
+    not listen): beyond loopback with no authentication needs allow_anonymous."""
+    if config.auth or config.allow_anonymous or is_loopback(config.host):
+        return []
+    where = f" (from {config.sources['host']})" if config.sources.get("host", "default") != "default" else ""
+    return [f"host {config.host}{where} listens beyond this machine with no authentication: set auth "
+            "(e.g. --auth basic) or, to let everyone who can reach the port in, --allow-anonymous."]
+
+
 def validate_exposure(v: Mapping[str, Any], where: Where) -> list[str]:
     problems = []
-    if not v["auth"] and not v["allow_anonymous"] and not is_loopback(v["host"]):
-        problems.append(
-            f"host {v['host']}{where('host')} listens beyond this machine with no authentication: set auth "
-            "(e.g. --auth basic) or, to let everyone who can reach the port in, --allow-anonymous."
-        )
     sso = bool(v["oidc_issuer_url"]) or "oidc" in v["auth"]
     if sso and not v["oidc_redirect_url"] and (v["disable_security_middleware"] or "*" in v["allowed_hosts"]):
         # The callback and sign-out URLs would come from whatever Host a request names.
@@ -76,7 +81,7 @@ def validate_exposure(v: Mapping[str, Any], where: Where) -> list[str]:
 def startup_warnings(v: Mapping[str, Any]) -> list[str]:
     """What an operator should read when the server starts this open (the CLI prints them)."""
     warnings = []
-    if not v["auth"] and not is_loopback(v["host"]):
+    if not v["auth"] and v["allow_anonymous"] and not is_loopback(v["host"]):
         warnings.append(f"listening on {v['host']} with no authentication (allow_anonymous): anyone who can "
                         "reach the port can read and change everything.")
     if v["disable_security_middleware"]:

@@ -56,3 +56,11 @@ def test_allow_anonymous_from_its_variable(capsys: pytest.CaptureFixture[str],
     monkeypatch.setenv("TRACKGATE_HOST", "0.0.0.0")
     monkeypatch.setenv("TRACKGATE_ALLOW_ANONYMOUS", "true")
     assert run(capsys)[0] == 0
+
+
+def test_only_the_server_checks_where_it_listens() -> None:
+    """`trackgate gc` or `users` in the server's container environment (TRACKGATE_HOST=0.0.0.0, no
+    auth) listens nowhere, so it is not refused."""
+    from gateway.config import load
+
+    assert load({}, {"TRACKGATE_HOST": "0.0.0.0"}).host == "0.0.0.0"
