@@ -25,7 +25,8 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.server_process import RunningServer, trackgate_server
 
-MAX_EXAMPLES = 4
+# Examples per operation; SCHEMATHESIS_EXAMPLES raises it for a longer local run.
+MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "4"))
 PASSWORD = "fuzz-pass-123"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
