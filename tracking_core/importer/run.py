@@ -191,8 +191,10 @@ async def _copy(
                 source.batch_size,
             )
         else:
-            async for batch in _read_ahead(source.metrics(report.resumed_at_run)):
-                await target.write_metrics(batch)
+            resumed = report.resumed_at_run
+            async for batch in _read_ahead(source.metrics(resumed)):
+                # Points arrive in run order: a batch starting after the resume run is all new.
+                await target.write_metrics(batch, fresh=resumed is None or batch[0][0] > resumed)
                 if progress:
                     progress.advance("metrics", len(batch))
         await target.finish()

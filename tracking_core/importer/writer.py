@@ -163,11 +163,17 @@ class Target:
             else:
                 await upsert(conn, table, batch, refresh)
 
-    async def write_metrics(self, points: list[MetricPoint]) -> None:
+    async def write_metrics(self, points: list[MetricPoint], *, fresh: bool = False) -> None:
         """Metric points straight to the driver's executemany: no per-row parameter building,
-        which otherwise costs more than the database's own work."""
+        which otherwise costs more than the database's own work. `fresh`: none of these runs has
+        a point in the target yet (they all come after the resume point), so on PostgreSQL they
+        are COPied straight in, without the duplicate-skipping detour."""
         async with self.engine.begin() as conn:
-            if self.dialect == "postgresql":
+            if self.dialect == "postgresql" and fresh:
+                raw = (await conn.get_raw_connection()).driver_connection
+                await conn.execute(sa.text("SELECT 1"))  # opens the transaction the COPY joins
+                await raw.copy_records_to_table("metrics", records=points, columns=list(METRIC_COLUMNS))
+            elif self.dialect == "postgresql":
                 await _copy_into_postgresql(conn, points)
             else:
                 await conn.exec_driver_sql(self._metrics_sql, points)  # type: ignore[arg-type]
