@@ -10,17 +10,21 @@ take minutes), which is the shape MLflow writes them in.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sqlite3
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from mlflow import MlflowClient
 
 from tests.importer.processes import import_argv, import_env, run_import
+from tests.services import throwaway_postgres
 
 pytestmark = pytest.mark.slow
 
@@ -75,43 +79,70 @@ def _count(path: Path) -> int:
         return 0
 
 
-def _kill_midway(source: str, target_path: Path) -> int:
+def _postgres_count(uri: str) -> Callable[[], int]:
+    engine = sa.create_engine(uri, poolclass=sa.pool.NullPool)
+
+    def count() -> int:
+        try:
+            with engine.connect() as conn:
+                return int(conn.exec_driver_sql("SELECT count(*) FROM metrics").scalar() or 0)
+        except sa.exc.ProgrammingError:  # schema not created yet
+            return 0
+
+    return count
+
+
+def _kill_midway(source: str, target: str, count: Callable[[], int]) -> int:
     process = subprocess.Popen(
-        import_argv(source, f"sqlite:///{target_path}", "--batch-size", "200", "--quiet"),
+        import_argv(source, target, "--batch-size", "200", "--quiet"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=import_env(),
     )
     deadline = time.monotonic() + 300
-    while _count(target_path) == 0 and process.poll() is None and time.monotonic() < deadline:
+    while count() == 0 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert process.poll() is None, "the import finished before it could be interrupted"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    return _count(target_path)
+    return count()
 
 
-def _resume_and_check(source: str, target_path: Path) -> None:
-    target = f"sqlite:///{target_path}"
+def _resume_and_check(source: str, target: str, count: Callable[[], int]) -> None:
     resumed = run_import(source, target, "--batch-size", "200")
     assert resumed.returncode == 0, resumed.stderr
     assert "metric histories resumed at run" in resumed.stdout
-    assert _count(target_path) == RUNS * POINTS_PER_RUN
+    assert count() == RUNS * POINTS_PER_RUN
     again = run_import(source, target)
     assert again.returncode == 0, again.stderr
-    assert _count(target_path) == RUNS * POINTS_PER_RUN
+    assert count() == RUNS * POINTS_PER_RUN
 
 
 def test_killed_import_resumes_without_duplicates(tmp_path: Path) -> None:
     source_path, target_path = tmp_path / "mlflow.db", tmp_path / "trackgate.db"
-    source = _source(source_path)
-    assert 0 < _kill_midway(source, target_path) < RUNS * POINTS_PER_RUN
-    _resume_and_check(source, target_path)
+    source, target = _source(source_path), f"sqlite:///{target_path}"
+    count = functools.partial(_count, target_path)
+    assert 0 < _kill_midway(source, target, count) < RUNS * POINTS_PER_RUN
+    _resume_and_check(source, target, count)
     assert _points(target_path, "run_id") == _points(source_path, "run_uuid")
 
 
 def test_killed_file_store_import_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The streamed path, through Python batches."""
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
-    source, target_path = _file_store(tmp_path / "mlruns"), tmp_path / "trackgate.db"
-    assert 0 < _kill_midway(source, target_path) < RUNS * POINTS_PER_RUN
-    _resume_and_check(source, target_path)
+    source, target = _file_store(tmp_path / "mlruns"), f"sqlite:///{tmp_path}/trackgate.db"
+    count = functools.partial(_count, tmp_path / "trackgate.db")
+    assert 0 < _kill_midway(source, target, count) < RUNS * POINTS_PER_RUN
+    _resume_and_check(source, target, count)
+
+
+def test_killed_postgresql_import_resumes() -> None:
+    """PostgreSQL to PostgreSQL: streamed reads, and both COPY paths (runs after the resume point
+    straight in; the resume run through the duplicate-skipping temp table)."""
+    from bench.bench_import import build_source  # the bench's bulk builder: client-made runs, COPied points
+
+    with throwaway_postgres() as source, throwaway_postgres() as target:
+        build_source(source, RUNS * POINTS_PER_RUN)
+        count = _postgres_count(target)
+        assert 0 < _kill_midway(source, target, count) < RUNS * POINTS_PER_RUN
+        _resume_and_check(source, target, count)
