@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING
 
 from tracking_core.importer.mlflow_revisions import KNOWN_REVISIONS
+
+if TYPE_CHECKING:  # gateway.config imports this module; SQLAlchemy only where a database is read
+    import sqlalchemy as sa
 
 # Tables every MLflow tracking schema has had, and trackgate's schema has not (MLflow names the
 # run id `run_uuid` in a table called `tags`).
@@ -29,6 +31,8 @@ def looks_like_mlflow(table_names: set[str]) -> bool:
 
 def mlflow_revision(sync_conn: sa.Connection) -> str:
     """The MLflow schema revision of an MLflow database; ImportRefused if it is not one we know."""
+    import sqlalchemy as sa
+
     names = set(sa.inspect(sync_conn).get_table_names())
     if not looks_like_mlflow(names):
         raise ImportRefused("The source database holds no MLflow tracking tables (experiments, runs, metrics...).")
