@@ -5,7 +5,9 @@
 
 Prints microseconds of process CPU per call (median of rounds) for log_metric, log_param, set_tag,
 create_run and update_run, and on non-SQLite backends the statements sent per call, counted with
-SQLAlchemy's `before_cursor_execute` event plus the BEGIN/COMMIT/ROLLBACK it issues itself.
+SQLAlchemy's `before_cursor_execute` event plus the BEGIN/COMMIT/ROLLBACK it issues itself
+(log_metric on PostgreSQL runs on the asyncpg connection itself and so shows 0 here; it is one
+statement, which `bench/per_request.py` counts in the server's log).
 Process CPU, not wall time: on a shared machine it is the figure other work disturbs least.
 """
 

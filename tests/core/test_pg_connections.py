@@ -95,3 +95,25 @@ async def test_a_steady_load_opens_no_new_connections(pg_uri: str) -> None:
         assert opened == before
     finally:
         await db.close()
+
+
+async def test_the_raw_metric_write_reports_a_lost_connection_as_sqlalchemy_does(db: Database) -> None:
+    """log_metric runs on the asyncpg connection itself (store/pg_writes.py); a connection lost
+    under it must still come out invalidated, as OperationalError (-> one retry, else 503)."""
+    from tracking_core.store import pg_writes
+
+    bound = pg_writes.parameters("0" * 32, [], [])
+    async with db.autocommit() as conn:
+        assert await pg_writes.log_metrics(conn, bound) is None  # no such run: nothing written
+        pid = await conn.scalar(sa.text("SELECT pg_backend_pid()"))
+        admin = await asyncpg.connect(PG_ADMIN_URL.replace("postgresql://", "postgres://"))
+        try:
+            await admin.execute("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.2)
+        with pytest.raises(sa.exc.OperationalError) as raised:
+            await pg_writes.log_metrics(conn, bound)
+    assert raised.value.connection_invalidated
+    async with db.autocommit() as conn:  # the pool hands out a fresh one
+        assert await pg_writes.log_metrics(conn, bound) is None

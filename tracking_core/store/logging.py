@@ -205,7 +205,7 @@ class RunLogStore:
         # One atomic statement, so no BEGIN/COMMIT around it (see pg_writes).
         async with self.db.autocommit() as conn:
             bound = pg_writes.parameters(run_id, rows, _newest(rows))
-            state = (await conn.execute(pg_writes.LOG_METRICS, bound)).first()
+            state = await pg_writes.log_metrics(conn, bound)
             if state is None or state[1] != LifecycleStage.ACTIVE:
                 await require_run(conn, run_id)  # nothing was written; raises the error MLflow gives
 

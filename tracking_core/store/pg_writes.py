@@ -15,10 +15,12 @@ is still active.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 _COLUMNS = ("key", "step", "timestamp", "value", "is_nan", "model_id", "dataset_name", "dataset_digest")
 _TYPES = ("text", "bigint", "bigint", "float8", "boolean", "text", "text", "text")
@@ -83,6 +85,42 @@ SELECT count(*) FROM r
 EXPERIMENT_STATE = sa.text(
     "SELECT artifact_location, lifecycle_stage FROM experiments WHERE experiment_id = :experiment_id"
 )
+
+
+def _positional(statement: sa.TextClause) -> tuple[str, list[str]]:
+    """The statement with asyncpg's $n placeholders, and the parameter names in their order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return re.sub(r"(?<!:):(\w+)", number, statement.text), names
+
+
+_LOG_METRICS_SQL, _LOG_METRICS_NAMES = _positional(LOG_METRICS)
+# What a lost connection looks like from asyncpg; anything else is a database answer.
+_DISCONNECTS = (OSError, ConnectionError)
+
+
+async def log_metrics(conn: AsyncConnection, bound: dict[str, Any]) -> Any:
+    """LOG_METRICS on the asyncpg connection itself: SQLAlchemy's async adapter (a greenlet hop,
+    the compiled-statement lookup, result wrapping) costs several times the statement here.
+    Errors come out as SQLAlchemy's types, a lost connection invalidated, as if it had run them."""
+    import asyncpg  # lazy: only PostgreSQL servers load it
+
+    raw = await conn.get_raw_connection()
+    try:
+        return await raw.driver_connection.fetchrow(_LOG_METRICS_SQL, *(bound[n] for n in _LOG_METRICS_NAMES))
+    except (*_DISCONNECTS, asyncpg.InterfaceError) as exc:
+        lost = isinstance(exc, (*_DISCONNECTS, asyncpg.ConnectionDoesNotExistError))
+        lost = lost or raw.driver_connection.is_closed()
+        if lost:
+            raw.invalidate(exc)
+        raise sa.exc.OperationalError(_LOG_METRICS_SQL, None, exc, connection_invalidated=lost) from exc
+    except asyncpg.PostgresError as exc:
+        raise sa.exc.DBAPIError(_LOG_METRICS_SQL, None, exc) from exc
 
 
 def parameters(run_id: str, rows: Sequence[dict[str, Any]], newest: Sequence[dict[str, Any]]) -> dict[str, Any]:
