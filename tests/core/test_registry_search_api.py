@@ -7,7 +7,7 @@ by the whole session. The models of `catalog`:
     {p}-Alpha team=vision, tier=gold       1 (r1, s3://b/alpha/1)  2 (r2, s3://b/alpha/2)
     {p}-beta  team=Vision                  1 (r1, s3://b/beta/1)
     {p}-gamma team=nlp                     -
-    {p}-delta -                            1 (r3, file:/m)  [tag stage=ok]
+    {p}-delta -                            1 (r3, s3://b/delta/1)  [tag stage=ok]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ async def catalog(api: Api) -> str:
     for name, source, run_id, tags in [
         ("Alpha", "s3://b/alpha/1", R1, []),
         ("beta", "s3://b/beta/1", R1, []),
-        ("delta", "file:/m", R3, [{"key": "stage", "value": "ok"}]),
+        ("delta", "s3://b/delta/1", R3, [{"key": "stage", "value": "ok"}]),
         ("Alpha", "s3://b/alpha/2", R2, []),
     ]:
         # Timestamps are milliseconds: spaced out, the order tests never meet a tie.
