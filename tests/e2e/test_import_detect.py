@@ -17,7 +17,11 @@ pytestmark = pytest.mark.slow
 
 def trackgate(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args], capture_output=True, text=True, env=import_env(), cwd=cwd,
+        [sys.executable, "-m", "gateway.cli", *args],
+        capture_output=True,
+        text=True,
+        env=import_env(),
+        cwd=cwd,
         timeout=300,
     )
 

@@ -41,7 +41,10 @@ def test_server_database_imports_identical(backend: str, tmp_path: Path) -> None
     with databases(backend) as (source, target):
         upgraded = subprocess.run(
             [sys.executable, "-m", "mlflow", "db", "upgrade", source],
-            capture_output=True, text=True, env=import_env(), timeout=600,
+            capture_output=True,
+            text=True,
+            env=import_env(),
+            timeout=600,
         )
         assert upgraded.returncode == 0, upgraded.stderr
         populate(source)

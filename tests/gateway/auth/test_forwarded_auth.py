@@ -46,8 +46,9 @@ async def test_trusted_proxy_identity_reaches_the_core(gateway_factory: Factory)
 
 
 async def test_configured_header_names(gateway_factory: Factory) -> None:
-    gw = await gateway_factory(**PROXY, forwarded_user_header="X-Auth-Request-User",
-                               forwarded_email_header="X-Auth-Request-Email")
+    gw = await gateway_factory(
+        **PROXY, forwarded_user_header="X-Auth-Request-User", forwarded_email_header="X-Auth-Request-Email"
+    )
     status, seen = await core_sees(gw, ["X-Auth-Request-User: bob", "X-Auth-Request-Email: bob@example.com"])
     assert status == 200 and seen["x-trackgate-subject"] == "bob"
     assert (await core_sees(gw, ["X-Forwarded-User: bob"]))[0] == 401  # the default name means nothing now
