@@ -10,8 +10,9 @@ connections (`GuardedHandler`) are:
 - swept once a second: a request whose line and headers are not complete `header_read_timeout`
   seconds after its first byte (or after the connection opened) gets a 408 and is closed; a body
   that stalls `body_read_timeout` seconds while the gateway waits for it is closed (an upload
-  that keeps moving, or waits on the core, is never cut); an idle keep-alive connection closes
-  after `keepalive_timeout` (aiohttp's own timer);
+  that keeps moving, or waits on the core, is never cut), and so is one that reads nothing of
+  its response for as long; an idle keep-alive connection closes after `keepalive_timeout`
+  (aiohttp's own timer);
 - reported once: the first such event of a kind is logged, later ones are counted and summed
   up in one line a minute, not one line per connection;
 - refused plainly when malformed: one info line and an MLflow-shaped 400 that never quote the
@@ -140,7 +141,7 @@ class GuardedHandler(RequestHandler):
     Reads a few of RequestHandler's slots (_waiter: waiting for the next request; _current_request;
     _reading_paused: backpressure) because aiohttp offers no public view of a connection's phase."""
 
-    __slots__ = ("_address", "_admitted", "_guard", "_headers_since", "_last_data")
+    __slots__ = ("_address", "_admitted", "_guard", "_headers_since", "_last_data", "_write_paused_since")
 
     def __init__(self, guard: ConnectionGuard, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -149,6 +150,16 @@ class GuardedHandler(RequestHandler):
         self._admitted = False
         self._headers_since: float | None = None
         self._last_data = time.monotonic()
+        self._write_paused_since: float | None = None
+
+    def pause_writing(self) -> None:
+        # The client is not taking our bytes as fast as we send them; resume_writing is progress.
+        self._write_paused_since = time.monotonic()
+        super().pause_writing()
+
+    def resume_writing(self) -> None:
+        self._write_paused_since = None
+        super().resume_writing()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -186,6 +197,14 @@ class GuardedHandler(RequestHandler):
                                f"closing a connection from {self._address}: no complete request headers in "
                                f"{guard.header_timeout:g} s (header_read_timeout)")
             self._refuse(_TIMEOUT)
+            return
+        if self._write_paused_since is not None and now - self._write_paused_since > guard.body_timeout:
+            guard.notices.note("connections closed for a client not reading",
+                               f"closing a connection from {self._address}: it read nothing of its response "
+                               f"for {guard.body_timeout:g} s (body_read_timeout)")
+            transport = self.transport
+            self.force_close()
+            transport.abort()
             return
         request = self._current_request
         if (request is not None and not request.content.is_eof() and not self._reading_paused

@@ -128,3 +128,18 @@ async def test_connection_caps_per_address_and_in_all(gateway_factory: Callable[
     writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
     assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 200")
     writer.close()
+
+
+async def test_client_that_stops_reading_is_closed(gw: Any) -> None:
+    """A download nobody reads held the connection (and the core's stream) for ever."""
+    reader, writer = await connect(gw)
+    writer.write(b"GET /big?mib=64 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    await asyncio.sleep(5)  # read nothing: the gateway's buffers fill, then it waits on us
+    received = 0
+    try:
+        while chunk := await asyncio.wait_for(reader.read(1 << 20), 10):
+            received += len(chunk)
+    except ConnectionError:
+        pass
+    assert received < 64 << 20  # cut off, not delivered whole
+    writer.close()
