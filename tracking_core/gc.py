@@ -95,8 +95,17 @@ async def collect(config: CoreSettings, request: GcRequest, say: Callable[[str],
                 say(f"kept experiment {experiment.experiment_id}: some of its runs are still there")
                 result.failures += 1
                 continue
-            for uri in experiment.model_artifact_uris:
-                await _delete_artifacts(service, uri)
+            try:
+                for uri in experiment.model_artifact_uris:
+                    await _delete_artifacts(service, uri)
+            except (MlflowError, OSError) as exc:
+                # Same rule as for runs: rows stay until their artifacts are gone, so a later gc retries
+                # (e.g. a logged model stored outside today's artifact roots is refused by confinement).
+                result.failures += 1
+                message = exc.message if isinstance(exc, MlflowError) else str(exc)
+                say(f"kept experiment {experiment.experiment_id}: a logged model's artifacts could not be "
+                    f"removed ({message})")
+                continue
             await gc_store.delete_experiment(db, experiment.experiment_id)
             result.experiments += 1
             say(f"removed experiment {experiment.experiment_id} ({experiment.name!r})")

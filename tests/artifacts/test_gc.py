@@ -109,3 +109,34 @@ async def test_gc_removes_exactly_the_deleted(
     assert (artifacts / eid / kept / "artifacts/model/weights.bin").exists()
     assert not (artifacts / eid / doomed).exists()
     assert not (artifacts / gone_eid / in_gone).exists()
+
+
+async def test_experiment_stays_when_a_logged_model_artifact_cannot_be_removed(
+    core: Core, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, artifacts = tmp_path / "core.db", tmp_path / "artifacts"
+    async with core() as c:
+        eid = (await (await c.post("/api/2.0/mlflow/experiments/create", json={"name": "stray"})).json())[
+            "experiment_id"
+        ]
+        created = await c.post("/api/2.0/mlflow/logged-models", json={"experiment_id": eid, "name": "m"})
+        assert created.status == 200, await created.text()
+        model_id = (await created.json())["model"]["info"]["model_id"]
+        await c.post("/api/2.0/mlflow/experiments/delete", json={"experiment_id": eid})
+    # A model stored outside today's artifact roots (an older setting): confinement refuses to touch it.
+    outside = tmp_path / "elsewhere" / model_id
+    outside.mkdir(parents=True)
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(tables.logged_models)
+            .where(tables.logged_models.c.model_id == model_id)
+            .values(artifact_location=outside.as_uri())
+        )
+    engine.dispose()
+
+    base = ["--backend-store-uri", f"sqlite:///{db}", "--artifacts-destination", str(artifacts)]
+    assert await asyncio.to_thread(gc_main, base) == 1
+    assert f"kept experiment {eid}: a logged model's artifacts could not be removed" in capsys.readouterr().out
+    assert count(db, tables.experiments, experiment_id=int(eid)) == 1
+    assert outside.exists()
