@@ -108,10 +108,14 @@ def test_cmd_with_the_cloud_run_environment_becomes_ready_on_port(tmp_path: Path
             assert ready is not None and ready.status_code == 200, log_path.read_text()
             # Bound to 0.0.0.0 (TRACKGATE_HOST from the image), not only loopback.
             assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-            # Authentication is on (bearer + oidc): an anonymous API call is refused in MLflow's shape.
-            refused = requests.get(base + "/api/2.0/mlflow/experiments/search?max_results=1",
-                                   headers={"Accept": "application/json"}, timeout=5)
+            # Authentication is on (bearer + oidc): an anonymous API call to the service's public name is
+            # refused in MLflow's shape; a Host the service does not answer to is refused before that.
+            search = base + "/api/2.0/mlflow/experiments/search?max_results=1"
+            public_host = env["TRACKGATE_ALLOWED_HOSTS"].split(",")[0]
+            refused = requests.get(search, headers={"Accept": "application/json", "Host": public_host}, timeout=5)
             assert refused.status_code == 401 and "error_code" in refused.json()
+            rebound = requests.get(search, headers={"Accept": "application/json", "Host": "evil.example"}, timeout=5)
+            assert rebound.status_code == 403
             # Every log line is JSON (TRACKGATE_LOG_FORMAT=json from the image) and none holds a secret.
             text = log_path.read_text()
             for secret_name in ("TRACKGATE_OIDC_CLIENT_SECRET", "TRACKGATE_COOKIE_SECRET"):
