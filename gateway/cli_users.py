@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway import config as configuration
+from tracking_core import user_rules
 
 
 def add_store_argument(parser: argparse.ArgumentParser) -> None:
@@ -64,33 +65,18 @@ def read_password() -> str:
     return check_password(password)
 
 
-MAX_NAME = 255
-MIN_PASSWORD = 8  # NIST SP 800-63B's minimum for a password a person chose
-MAX_PASSWORD = 1024
-
-
 def check_name(name: str) -> str:
-    """A user name that can sign in with basic auth and print on one line: printable, no colon
-    (HTTP basic splits "name:password" at the first one), no surrounding spaces, bounded."""
-    if not name or name != name.strip():
-        raise UserError("a user name must not be empty or start or end with a space")
-    if len(name) > MAX_NAME:
-        raise UserError(f"a user name is at most {MAX_NAME} characters")
-    if ":" in name:
-        raise UserError("a user name must not contain ':' (basic auth could never sign it in)")
-    if not name.isprintable():
-        raise UserError("a user name must be printable: no newlines, tabs or control characters")
-    return name
+    try:
+        return user_rules.check_name(name)
+    except user_rules.CredentialRuleError as exc:
+        raise UserError(str(exc)) from None
 
 
 def check_password(password: str) -> str:
-    if not password:
-        raise UserError("the password is empty")
-    if len(password) < MIN_PASSWORD:
-        raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
-    if len(password) > MAX_PASSWORD:
-        raise UserError(f"the password must have at most {MAX_PASSWORD} characters")
-    return password
+    try:
+        return user_rules.check_password(password)
+    except user_rules.CredentialRuleError as exc:
+        raise UserError(str(exc)) from None
 
 
 class UserError(Exception):

@@ -8,11 +8,12 @@ basic-auth` serves it).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from tracking_core import passwords
+from tracking_core import passwords, user_rules
 from tracking_core.api.routing import Endpoint
 from tracking_core.api.wire import BOOL, Field
 from tracking_core.authz.caller import Caller
@@ -49,9 +50,18 @@ def _changed(request: web.Request, detail: str) -> None:
     request.app[AUTHZ].callers.clear()
 
 
+def _checked(check: Callable[[str], str], value: str) -> str:
+    try:
+        return check(value)
+    except user_rules.CredentialRuleError as exc:
+        raise invalid(f"{str(exc)[0].upper()}{str(exc)[1:]}.") from None
+
+
 async def create(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     require_admin(await caller_of(request))
     username, password = _required(a, "username"), _required(a, "password")
+    _checked(user_rules.check_name, username)
+    _checked(user_rules.check_password, password)
     hashed = await asyncio.to_thread(passwords.hash_password, password)
     async with request.app[AUTHZ].db.write() as conn:
         user = await user_store.create(conn, username, hashed)
@@ -77,6 +87,7 @@ async def current_user(request: web.Request, a: dict[str, Any]) -> dict[str, Any
 
 async def update_password(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     username, password = _required(a, "username"), _required(a, "password")
+    _checked(user_rules.check_password, password)
     caller = await _admin_or_self(request, username)
     db = request.app[AUTHZ].db
     if caller.subject == username:
