@@ -63,10 +63,13 @@ def _tracking(client: MlflowClient) -> None:
         train = mlflow.data.from_pandas(frame, name="reviews", targets="label")
         mlflow.log_input(train, context="training", tags={"split": "train"})
         mlflow.log_input(mlflow.data.from_pandas(frame.head(1), name="reviews-eval"), context="eval")
-        with mlflow.start_run(nested=True, run_name="child"):
+        # Experiment named on every fluent call: mlflow's process-wide active experiment may have been set
+        # by an earlier test, and a file store has no experiment "1" to fall back on.
+        with mlflow.start_run(experiment_id=nlp, nested=True, run_name="child"):
             mlflow.log_param("fold", "1")
             mlflow.log_metric("f1", 0.7, step=1)
         model = mlflow.initialize_logged_model(
+            experiment_id=nlp,
             name="sentiment", params={"threshold": "0.5"}, tags={"kind": "baseline"}, model_type="classifier"
         )
         mlflow.log_metric("accuracy", 0.91, step=2, model_id=model.model_id, dataset=train)
