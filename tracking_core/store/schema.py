@@ -25,6 +25,7 @@ from tracking_core.settings import CoreSettings, mask_uri
 from tracking_core.store import tables
 from tracking_core.store.database import connect_failure, create_engine, is_mysql
 from tracking_core.store.schema_lock import SchemaLockTimeout, locked_transaction
+from tracking_core.store.uris import join_uri
 
 DEFAULT_EXPERIMENT_ID = 0
 DEFAULT_EXPERIMENT_NAME = "Default"
@@ -87,11 +88,6 @@ async def _ensure_default_experiment(conn: AsyncConnection, artifact_root: str) 
             last_update_time=now,
         )
     )
-
-
-def join_uri(root: str, *parts: str) -> str:
-    """Append path parts to an artifact root, which may be a URI ("mlflow-artifacts:/") or a path."""
-    return "/".join([root.rstrip("/"), *parts]) if not root.endswith(":/") else root + "/".join(parts)
 
 
 async def _run(uri: str, config: CoreSettings, action: Any) -> Any:
