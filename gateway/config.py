@@ -245,7 +245,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("forwarded_user_header", str, "X-Forwarded-User", "forwarded auth: the header naming the user."),
     Setting("forwarded_email_header", str, "X-Forwarded-Email", "forwarded auth: the header with the email."),
     Setting("forwarded_groups_header", str, "X-Forwarded-Groups", "forwarded auth: the comma-separated groups."),
-    # -- Operations: logs and metrics (gateway/logs.py, access_log.py, metrics.py) ---------------
+    # -- Operations: logs and metrics (tracking_core/log_format.py, gateway/access_log.py, metrics.py)
     Setting("log_format", str, "text", "text (one readable line per event) or json (one JSON object per "
             "line, with Cloud Logging's severity and httpRequest fields; the container image sets it)."),
     Setting("metrics_address", str, None, "HOST:PORT serving Prometheus metrics at /metrics, apart from the "
