@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from gateway import keys, routes
+from gateway import keys
 from gateway.config import Config
 from tracking_core import log_format
 
@@ -76,8 +76,6 @@ def _auth(request: web.Request, status: int, config: Config) -> tuple[str | None
 
 
 def build_request_log_middleware(config: Config) -> Middleware:
-    route_names: list[routes.RouteNames] = []  # built on the first request, once routes are frozen
-
     @web.middleware
     async def request_log(request: web.Request, handler: Handler) -> web.StreamResponse:
         token = log_format.request_id.set(request.get(keys.request_id))
@@ -93,9 +91,8 @@ def build_request_log_middleware(config: Config) -> Middleware:
             raise
         finally:
             duration = time.perf_counter() - started
-            if not route_names:
-                route_names.append(routes.for_gateway(request.app))
-            route = route_names[0].name(request.path)  # the core's templates include the static prefix
+            # The core's templates include the static prefix.
+            route = request.app[keys.route_names].name(request.path)
             bytes_out = 0
             if response is not None:
                 # A streamed response has been sent by now; a plain one is sent after this returns.

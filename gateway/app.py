@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 import gateway
-from gateway import keys, metrics, proxy
+from gateway import keys, metrics, proxy, routes
 from gateway.access_log import build_request_log_middleware
 from gateway.auth import registry as auth_registry
 from gateway.auth.middleware import build_auth_middleware
@@ -71,6 +71,7 @@ def build_gateway_app(
     # contexts open after the core and the proxy session.
     auth_registry.install(app)
     app.router.add_route("*", "/{tail:.*}", proxy.proxy_handler)
+    app.on_startup.append(routes.remember)  # the request log's route names, once every route is added
     return app
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from gateway.auth.registry import AuthChain
     from gateway.drain import Drain
     from gateway.metrics import Metrics
+    from gateway.routes import RouteNames
     from gateway.supervisor import Supervisor
     from gateway.tls import TlsContext
 
@@ -35,6 +36,9 @@ drain: web.AppKey[Drain] = web.AppKey("drain")
 
 # Prometheus metrics (absent unless --metrics-address / --expose-prometheus): fed by the request log.
 metrics: web.AppKey[Metrics] = web.AppKey("metrics")
+
+# Route templates for the request log and metrics (gateway.routes), set at startup.
+route_names: web.AppKey[RouteNames] = web.AppKey("route_names")
 
 # The one keep-alive HTTP session over the private Unix socket that the proxy forwards through.
 core_session = web.AppKey("core_session", aiohttp.ClientSession)

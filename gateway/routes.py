@@ -50,6 +50,11 @@ def for_gateway(app: web.Application) -> RouteNames:
     """The route names of the gateway `app` and of the tracking core behind it."""
     from tracking_core.app import build_app  # lazy: only the route table is wanted
 
-
     core = build_app(app[keys.config].core_settings())
     return RouteNames([core.router, app.router])
+
+
+async def remember(app: web.Application) -> None:
+    """An on_startup hook of the gateway `app`: its route names, built once (the routes are all
+    added by then) rather than by the first request."""
+    app[keys.route_names] = for_gateway(app)
