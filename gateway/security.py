@@ -58,18 +58,22 @@ def is_default_host(host: str) -> bool:
         return False
 
 
-def _matches(value: str, patterns: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatch(value, p) if "*" in p else value == p for p in patterns)
+def _matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """Whether a value equals one of `patterns` or matches one with * (fnmatch's), compiled once."""
+    exact = frozenset(p for p in patterns if "*" not in p)
+    wild = tuple(re.compile(fnmatch.translate(p)).match for p in patterns if "*" in p)
+    return lambda value: value in exact or any(match(value) for match in wild)
 
 
 class Policy:
     """The decisions, from the config once."""
 
     def __init__(self, config: Config) -> None:
-        self.hosts = config.allowed_hosts
-        self.check_host = "*" not in self.hosts
-        self.origins = config.cors_allowed_origins
-        self.any_origin = "*" in self.origins
+        self.default_hosts = not config.allowed_hosts
+        self.check_host = "*" not in config.allowed_hosts
+        self.host_listed = _matcher(config.allowed_hosts)
+        self.origin_listed = _matcher(config.cors_allowed_origins)
+        self.any_origin = "*" in config.cors_allowed_origins
         frame = config.x_frame_options.upper()
         self.frame_options = None if frame == "NONE" else frame
         prefix = config.static_prefix
@@ -82,11 +86,11 @@ class Policy:
         if not self.check_host or request.path in self.exempt:
             return True
         host = request.host
-        return bool(host) and (_matches(host, self.hosts) if self.hosts else is_default_host(host))
+        return bool(host) and (is_default_host(host) if self.default_hosts else self.host_listed(host))
 
     def origin_allowed(self, origin: str) -> bool:
         """May `origin` read answers (credentialed CORS)?"""
-        return bool(LOCALHOST_ORIGIN.fullmatch(origin)) or _matches(origin, self.origins)
+        return bool(LOCALHOST_ORIGIN.fullmatch(origin)) or self.origin_listed(origin)
 
     def blocks(self, request: web.Request, origin: str) -> bool:
         """A state-changing API call from an origin that may not make it (mlflow's CORS blocking)."""
@@ -100,7 +104,7 @@ class Policy:
             # above already keeps a rebound name out.
             return False
         localhost = urlsplit(origin).hostname in ("localhost", "127.0.0.1", "::1") if "://" in origin else False
-        return not localhost and not _matches(origin, self.origins)
+        return not localhost and not self.origin_listed(origin)
 
 
 def build_security_middleware(config: Config) -> Middleware:
