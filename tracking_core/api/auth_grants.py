@@ -8,59 +8,49 @@ be named, not only password users: SSO, token and certificate identities hold gr
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tracking_core.api.auth_users import caller_of
+from tracking_core.api.auth_users import caller_of, required, write
 from tracking_core.api.routing import Endpoint
 from tracking_core.api.wire import Field
-from tracking_core.authz.caller import Caller
 from tracking_core.authz.permissions import Permission, parse_grantable, resource_type
-from tracking_core.authz.state import AUTHZ, DETAIL, RESOURCE, denied
-from tracking_core.errors import invalid
+from tracking_core.authz.state import AUTHZ, RESOURCE, denied
 from tracking_core.store import grants as grant_store
 
 
 def _target(a: dict[str, Any]) -> tuple[str, str, str]:
-    username, rid = a.get("username"), a.get("resource_id")
-    if not username:
-        raise invalid("Missing value for required parameter 'username'.")
-    if not rid:
-        raise invalid("Missing value for required parameter 'resource_id'.")
-    return str(username), resource_type(a.get("resource_type")), str(rid)
+    username = required(a, "username")
+    rid = required(a, "resource_id")
+    return username, resource_type(a.get("resource_type")), rid
 
 
-def _may_manage(caller: Caller, rtype: str, rid: str) -> None:
+async def _managed_change(
+    request: web.Request, rtype: str, rid: str, detail: str, action: Callable[[AsyncConnection], Awaitable[None]]
+) -> dict[str, Any]:
+    """A grant or revoke on one resource: by its MANAGE holder (or an admin)."""
+    caller = await caller_of(request)
+    request[RESOURCE] = (rtype, rid)
     if not caller.permission(rtype, rid).allows(Permission.MANAGE):
         raise denied(f"Permission denied: granting on {rtype} '{rid}' needs MANAGE on it.")
+    await write(request, detail, action)
+    return {}
 
 
 async def grant(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     username, rtype, rid = _target(a)
-    permission = parse_grantable(a.get("permission"))
-    caller = await caller_of(request)
-    request[RESOURCE] = (rtype, rid)
-    _may_manage(caller, rtype, rid)
-    az = request.app[AUTHZ]
-    async with az.db.write() as conn:
-        await grant_store.grant(conn, username, rtype, rid, permission.name, replace=False)
-    request[DETAIL] = f"grant {permission.name} on {rtype} {rid} to {username}"
-    az.callers.clear()
-    return {}
+    permission = parse_grantable(a.get("permission")).name
+    return await _managed_change(request, rtype, rid, f"grant {permission} on {rtype} {rid} to {username}",
+                                 lambda c: grant_store.grant(c, username, rtype, rid, permission, replace=False))
 
 
 async def revoke(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     username, rtype, rid = _target(a)
-    caller = await caller_of(request)
-    request[RESOURCE] = (rtype, rid)
-    _may_manage(caller, rtype, rid)
-    az = request.app[AUTHZ]
-    async with az.db.write() as conn:
-        await grant_store.revoke(conn, username, rtype, rid)
-    request[DETAIL] = f"revoke on {rtype} {rid} from {username}"
-    az.callers.clear()
-    return {}
+    return await _managed_change(request, rtype, rid, f"revoke on {rtype} {rid} from {username}",
+                                 lambda c: grant_store.revoke(c, username, rtype, rid))
 
 
 async def get(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:

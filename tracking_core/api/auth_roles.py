@@ -6,15 +6,17 @@ rules) count as membership in the role of the same name, without an assignment.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tracking_core.api.auth_users import caller_of
+from tracking_core.api.auth_users import caller_of, required, write
 from tracking_core.api.routing import Endpoint
 from tracking_core.api.wire import INT64, Field
 from tracking_core.authz.permissions import WILDCARD, parse_grantable, resource_type
-from tracking_core.authz.state import AUTHZ, DETAIL, denied, require_admin
+from tracking_core.authz.state import AUTHZ, denied, require_admin
 from tracking_core.errors import invalid
 from tracking_core.store import roles as role_store
 from tracking_core.store.grants import WORKSPACE
@@ -38,59 +40,45 @@ def _int(a: dict[str, Any], name: str) -> int:
     return int(value)
 
 
-def _text(a: dict[str, Any], name: str) -> str:
-    value = a.get(name)
-    if not value:
-        raise invalid(f"Missing value for required parameter '{name}'.")
-    return str(value)
-
-
 async def _admin(request: web.Request) -> None:
     require_admin(await caller_of(request))
 
 
-async def _write(request: web.Request, detail: str, action: Any) -> Any:
-    az = request.app[AUTHZ]
-    async with az.db.write() as conn:
-        result = await action(conn)
-    request[DETAIL] = detail
-    az.callers.clear()
-    return result
+async def _admin_read(request: web.Request, action: Callable[[AsyncConnection], Awaitable[Any]]) -> Any:
+    await _admin(request)
+    async with request.app[AUTHZ].db.read() as conn:
+        return await action(conn)
 
 
 async def create(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     await _admin(request)
-    workspace, name = _workspace(a), _text(a, "name")
+    workspace, name = _workspace(a), required(a, "name")
     assert workspace is not None
-    role = await _write(request, f"create role {name}",
-                        lambda c: role_store.create(c, workspace, name, a.get("description")))
+    role = await write(request, f"create role {name}",
+                       lambda c: role_store.create(c, workspace, name, a.get("description")))
     return {"role": role}
 
 
 async def get(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
-    await _admin(request)
-    async with request.app[AUTHZ].db.read() as conn:
-        return {"role": await role_store.get(conn, _int(a, "role_id"))}
+    return {"role": await _admin_read(request, lambda c: role_store.get(c, _int(a, "role_id")))}
 
 
 async def list_roles(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
-    await _admin(request)
-    async with request.app[AUTHZ].db.read() as conn:
-        return {"roles": await role_store.list_roles(conn, _workspace(a, required=False))}
+    return {"roles": await _admin_read(request, lambda c: role_store.list_roles(c, _workspace(a, required=False)))}
 
 
 async def update(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     await _admin(request)
     role_id = _int(a, "role_id")
-    role = await _write(request, f"update role {role_id}",
-                        lambda c: role_store.update(c, role_id, a.get("name"), a.get("description")))
+    role = await write(request, f"update role {role_id}",
+                       lambda c: role_store.update(c, role_id, a.get("name"), a.get("description")))
     return {"role": role}
 
 
 async def delete(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     await _admin(request)
     role_id = _int(a, "role_id")
-    await _write(request, f"delete role {role_id}", lambda c: role_store.delete(c, role_id))
+    await write(request, f"delete role {role_id}", lambda c: role_store.delete(c, role_id))
     return {}
 
 
@@ -99,51 +87,50 @@ async def add_permission(request: web.Request, a: dict[str, Any]) -> dict[str, A
     role_id, rtype = _int(a, "role_id"), resource_type(a.get("resource_type"))
     pattern = str(a.get("resource_pattern") or WILDCARD)
     permission = parse_grantable(a.get("permission")).name
-    added = await _write(request, f"role {role_id}: grant {permission} on {rtype} {pattern}",
-                         lambda c: role_store.add_permission(c, role_id, rtype, pattern, permission))
+    added = await write(request, f"role {role_id}: grant {permission} on {rtype} {pattern}",
+                        lambda c: role_store.add_permission(c, role_id, rtype, pattern, permission))
     return {"role_permission": added}
 
 
 async def remove_permission(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     await _admin(request)
     pid = _int(a, "role_permission_id")
-    await _write(request, f"remove role permission {pid}", lambda c: role_store.remove_permission(c, pid))
+    await write(request, f"remove role permission {pid}", lambda c: role_store.remove_permission(c, pid))
     return {}
 
 
 async def list_permissions(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
-    await _admin(request)
-    async with request.app[AUTHZ].db.read() as conn:
-        return {"role_permissions": await role_store.list_permissions(conn, _int(a, "role_id"))}
+    found = await _admin_read(request, lambda c: role_store.list_permissions(c, _int(a, "role_id")))
+    return {"role_permissions": found}
 
 
 async def update_permission(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     await _admin(request)
     pid = _int(a, "role_permission_id")
     permission = parse_grantable(a.get("permission")).name
-    updated = await _write(request, f"role permission {pid}: {permission}",
-                           lambda c: role_store.update_permission(c, pid, permission))
+    updated = await write(request, f"role permission {pid}: {permission}",
+                          lambda c: role_store.update_permission(c, pid, permission))
     return {"role_permission": updated}
 
 
 async def assign(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     await _admin(request)
-    username, role_id = _text(a, "username"), _int(a, "role_id")
-    assignment = await _write(request, f"assign role {role_id} to {username}",
-                              lambda c: role_store.assign(c, username, role_id))
+    username, role_id = required(a, "username"), _int(a, "role_id")
+    assignment = await write(request, f"assign role {role_id} to {username}",
+                             lambda c: role_store.assign(c, username, role_id))
     return {"assignment": assignment}
 
 
 async def unassign(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     await _admin(request)
-    username, role_id = _text(a, "username"), _int(a, "role_id")
-    await _write(request, f"unassign role {role_id} from {username}",
-                 lambda c: role_store.unassign(c, username, role_id))
+    username, role_id = required(a, "username"), _int(a, "role_id")
+    await write(request, f"unassign role {role_id} from {username}",
+                lambda c: role_store.unassign(c, username, role_id))
     return {}
 
 
 async def user_roles(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
-    username = _text(a, "username")
+    username = required(a, "username")
     caller = await caller_of(request)
     if not caller.is_admin and caller.subject != username:
         raise denied("Permission denied: only administrators may list another user's roles.")
@@ -152,9 +139,7 @@ async def user_roles(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
 
 
 async def role_users(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
-    await _admin(request)
-    async with request.app[AUTHZ].db.read() as conn:
-        return {"assignments": await role_store.members(conn, _int(a, "role_id"))}
+    return {"assignments": await _admin_read(request, lambda c: role_store.members(c, _int(a, "role_id")))}
 
 
 ROLE_ID = Field("role_id", INT64)

@@ -8,10 +8,11 @@ basic-auth` serves it).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core import passwords, user_rules
 from tracking_core.api.routing import Endpoint
@@ -23,6 +24,8 @@ from tracking_core.store import grants as grant_store
 from tracking_core.store import roles as role_store
 from tracking_core.store import users as user_store
 
+T = TypeVar("T")
+
 
 async def caller_of(request: web.Request) -> Caller:
     found = await current(request)
@@ -31,7 +34,7 @@ async def caller_of(request: web.Request) -> Caller:
     return found
 
 
-def _required(a: dict[str, Any], name: str) -> str:
+def required(a: dict[str, Any], name: str) -> str:
     value = a.get(name)
     if not value:
         raise invalid(f"Missing value for required parameter '{name}'.")
@@ -45,9 +48,14 @@ async def _admin_or_self(request: web.Request, username: str) -> Caller:
     return caller
 
 
-def _changed(request: web.Request, detail: str) -> None:
+async def write(request: web.Request, detail: str, action: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Runs `action` in a write transaction, then names the change in the request's audit record
+    and drops this worker's cached callers (their grants may have changed)."""
+    async with request.app[AUTHZ].db.write() as conn:
+        result = await action(conn)
     request[DETAIL] = detail
     request.app[AUTHZ].callers.clear()
+    return result
 
 
 def _checked(check: Callable[[str], str], value: str) -> str:
@@ -59,18 +67,16 @@ def _checked(check: Callable[[str], str], value: str) -> str:
 
 async def create(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     require_admin(await caller_of(request))
-    username, password = _required(a, "username"), _required(a, "password")
+    username, password = required(a, "username"), required(a, "password")
     _checked(user_rules.check_name, username)
     _checked(user_rules.check_password, password)
     hashed = await asyncio.to_thread(passwords.hash_password, password)
-    async with request.app[AUTHZ].db.write() as conn:
-        user = await user_store.create(conn, username, hashed)
-    _changed(request, f"create user {username}")
+    user = await write(request, f"create user {username}", lambda c: user_store.create(c, username, hashed))
     return {"user": user}
 
 
 async def get(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
-    username = _required(a, "username")
+    username = required(a, "username")
     await _admin_or_self(request, username)
     async with request.app[AUTHZ].db.write() as conn:
         row = await user_store.require(conn, username)
@@ -86,16 +92,15 @@ async def current_user(request: web.Request, a: dict[str, Any]) -> dict[str, Any
 
 
 async def update_password(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
-    username, password = _required(a, "username"), _required(a, "password")
+    username, password = required(a, "username"), required(a, "password")
     _checked(user_rules.check_password, password)
     caller = await _admin_or_self(request, username)
-    db = request.app[AUTHZ].db
     if caller.subject == username:
         # Self-service re-asserts the current password, so a borrowed session cannot rotate it.
         current_password = a.get("current_password")
         if not current_password:
             raise invalid("Current password is required when changing your own password.")
-        async with db.read() as conn:
+        async with request.app[AUTHZ].db.read() as conn:
             row = await user_store.require(conn, username)
         try:
             ok = await asyncio.to_thread(passwords.verify, row.password_hash, current_password)
@@ -106,35 +111,31 @@ async def update_password(request: web.Request, a: dict[str, Any]) -> dict[str, 
         if password == current_password:
             raise invalid("New password must differ from the current password.")
     hashed = await asyncio.to_thread(passwords.hash_password, password)
-    async with db.write() as conn:
-        await user_store.set_password(conn, username, hashed)
-    _changed(request, f"change password of {username}")
+    await write(request, f"change password of {username}", lambda c: user_store.set_password(c, username, hashed))
     return {}
 
 
 async def update_admin(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     require_admin(await caller_of(request))
-    username = _required(a, "username")
+    username = required(a, "username")
     if a.get("is_admin") is None:
         raise invalid("Missing value for required parameter 'is_admin'.")
-    async with request.app[AUTHZ].db.write() as conn:
-        await user_store.set_admin(conn, username, bool(a["is_admin"]))
-    _changed(request, f"set is_admin={bool(a['is_admin'])} for {username}")
+    is_admin = bool(a["is_admin"])
+    await write(request, f"set is_admin={is_admin} for {username}",
+                lambda c: user_store.set_admin(c, username, is_admin))
     return {}
 
 
 async def delete(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
     caller = await caller_of(request)
     require_admin(caller)
-    username = _required(a, "username")
+    username = required(a, "username")
     if username == caller.subject:
         raise MlflowError(
             ErrorCode.BAD_REQUEST,
             "Users cannot delete their own account. Ask another admin to delete this user instead.",
         )
-    async with request.app[AUTHZ].db.write() as conn:
-        await user_store.delete(conn, username)
-    _changed(request, f"delete user {username}")
+    await write(request, f"delete user {username}", lambda c: user_store.delete(c, username))
     return {}
 
 
@@ -175,7 +176,7 @@ async def current_permissions(request: web.Request, a: dict[str, Any]) -> dict[s
 
 
 async def list_permissions(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
-    username = _required(a, "username")
+    username = required(a, "username")
     await _admin_or_self(request, username)
     target = await request.app[AUTHZ].callers.lookup(username)
     return {"is_admin": target.is_admin, "permissions": await _permission_rows(request, username)}
