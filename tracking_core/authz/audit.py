@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from tracking_core.errors import MlflowError
 from tracking_core.store import audit as audit_store
@@ -32,6 +32,9 @@ BATCH = 500
 MAX_QUEUED = 50_000
 PRUNE_EVERY_SECONDS = 3600.0
 DAY_MS = 86_400_000
+# What a record holds, in the order AuditSink.record takes it (and the log line prints it).
+FIELDS = ("subject", "auth_method", "client", "action", "resource_type", "resource_id", "outcome", "status", "detail")
+_ACTION = FIELDS.index("action")
 
 
 def outcome(status: int) -> str:
@@ -48,15 +51,15 @@ class AuditSink:
         self._queue: dict[tuple[Any, ...], list[Any]] = {}
         self._wake = asyncio.Event()
 
-    def record(self, **fields: Any) -> None:
-        key = tuple(fields.values())
-        if (seen := self._queue.get(key)) is not None:
+    def record(self, *fields: Any) -> None:
+        """One request's record: its values in FIELDS order, which are also its key in the batch."""
+        if (seen := self._queue.get(fields)) is not None:
             seen[1] += 1
             return
         if len(self._queue) >= MAX_QUEUED:  # the database is away: drop, never grow without bound
-            log.warning("audit queue full; dropping a record of %s", fields.get("action"))
+            log.warning("audit queue full; dropping a record of %s", fields[_ACTION])
             return
-        self._queue[key] = [{"time_ms": now_ms(), **fields}, 1]
+        self._queue[fields] = [{"time_ms": now_ms(), **dict(zip(FIELDS, fields, strict=True))}, 1]
         if len(self._queue) >= BATCH:
             self._wake.set()
 
@@ -110,11 +113,26 @@ def audited(request: web.Request) -> bool:
     return request.method == "GET" and any(mark in request.path for mark in _DOWNLOAD_MARKS)
 
 
-def action_of(request: web.Request) -> str:
-    """The route, not the concrete URL: `POST /api/2.0/mlflow/runs/log-metric`."""
-    route = request.match_info.route.resource
-    where = route.canonical if route is not None else request.path
-    return f"{request.method} {where}"[:128]
+def route_actions(app: web.Application) -> dict[web.AbstractRoute, str]:
+    """Each route's action, worked out once at start-up: `POST /api/2.0/mlflow/runs/log-metric`."""
+    return {
+        route: _action(route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if route.resource is not None and route.method != hdrs.METH_ANY
+    }
+
+
+def action_of(request: web.Request, actions: Mapping[web.AbstractRoute, str]) -> str:
+    """The route, not the concrete URL (`route_actions`); the path when no route matched."""
+    found = actions.get(request.match_info.route)
+    if found is not None:
+        return found
+    resource = request.match_info.route.resource
+    return _action(request.method, resource.canonical if resource is not None else request.path)
+
+
+def _action(method: str, where: str) -> str:
+    return f"{method} {where}"[:128]
 
 
 def status_of(exc: BaseException) -> int:

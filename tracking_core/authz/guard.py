@@ -16,7 +16,7 @@ from aiohttp.typedefs import Handler
 
 from tracking_core.api import experiments, registered_models, runs
 from tracking_core.api.routing import Endpoint
-from tracking_core.authz.audit import AuditSink, action_of, audited, outcome, status_of
+from tracking_core.authz.audit import AuditSink, action_of, audited, outcome, route_actions, status_of
 from tracking_core.authz.caller import Caller, CallerCache
 from tracking_core.authz.locate import Locator
 from tracking_core.authz.paths import check_path
@@ -34,7 +34,7 @@ async def authz_ctx(app: web.Application) -> AsyncIterator[None]:
     """Runs after the stores' context: it uses their database."""
     config, db = app[CONFIG], app[STORES].db
     sink = AuditSink(db, config.audit_retention_days)
-    app[AUTHZ] = Authz(config, db, CallerCache(db, config), Locator(db), sink)
+    app[AUTHZ] = Authz(config, db, CallerCache(db, config), Locator(db), sink, route_actions(app))
     async with sink.running():
         yield
 
@@ -113,20 +113,21 @@ async def guard(request: web.Request, endpoint: Endpoint, a: dict[str, Any]) -> 
 
 
 async def _record(request: web.Request, status: int) -> None:
+    az = request.app[AUTHZ]
     caller = request.get(CALLER) or await current(request)
-    resource = request.get(RESOURCE) or (None, None)
-    request.app[AUTHZ].audit.record(
-        subject=caller.subject if caller else None,
-        auth_method=caller.method if caller else None,
+    rtype, rid = request.get(RESOURCE) or (None, None)
+    az.audit.record(  # in audit.FIELDS order
+        caller.subject if caller else None,
+        caller.method if caller else None,
         # The gateway's X-Forwarded-For (it replaces any the client sent); the core's own peer is
         # the gateway's socket.
-        client=(request.headers.get("X-Forwarded-For") or request.remote or "")[:64] or None,
-        action=action_of(request),
-        resource_type=resource[0],
-        resource_id=str(resource[1])[:256] if resource[1] is not None else None,
-        outcome=outcome(status),
-        status=status,
-        detail=request.get(DETAIL),
+        (request.headers.get("X-Forwarded-For") or request.remote or "")[:64] or None,
+        action_of(request, az.actions),
+        rtype,
+        str(rid)[:256] if rid is not None else None,
+        outcome(status),
+        status,
+        request.get(DETAIL),
     )
 
 

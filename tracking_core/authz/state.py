@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -24,6 +25,7 @@ class Authz:
     callers: CallerCache
     locator: Locator
     audit: AuditSink
+    actions: Mapping[web.AbstractRoute, str]  # each route's audit action (authz.audit.route_actions)
 
 
 AUTHZ = web.AppKey("authz", Authz)
