@@ -41,11 +41,10 @@ async def get(conn: AsyncConnection, role_id: int) -> dict[str, Any]:
 
 
 async def create(conn: AsyncConnection, workspace: str, name: str, description: str | None) -> dict[str, Any]:
-    if await conn.scalar(sa.select(R.id).where(R.workspace == workspace, R.name == name)) is not None:
+    if await find(conn, workspace, name) is not None:
         raise already_exists(f"Role '{name}' already exists in workspace '{workspace}'.")
     await conn.execute(roles.insert().values(workspace=workspace, name=name, description=description))
-    row = (await conn.execute(sa.select(roles).where(R.workspace == workspace, R.name == name))).one()
-    return await _role_json(conn, row)
+    return await _role_json(conn, await find(conn, workspace, name))
 
 
 async def list_roles(conn: AsyncConnection, workspace: str | None) -> list[dict[str, Any]]:
