@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway import config as configuration
@@ -52,12 +53,18 @@ async def _grant(config: configuration.Config, args: argparse.Namespace, engine:
 
 
 async def _revoke(config: configuration.Config, args: argparse.Namespace, engine: Any) -> str:
-    from tracking_core.errors import MlflowError
     from tracking_core.store import grants
+
+    await in_transaction(engine, lambda c: grants.revoke(c, args.subject, args.resource_type, args.resource_id))
+    return f"Revoked {args.subject}'s grant on {args.resource_type} {args.resource_id}."
+
+
+async def in_transaction(engine: Any, action: Callable[[Any], Awaitable[Any]]) -> Any:
+    """`action` in one transaction; the store's refusals (not found, already exists) as UserError."""
+    from tracking_core.errors import MlflowError
 
     try:
         async with engine.begin() as conn:
-            await grants.revoke(conn, args.subject, args.resource_type, args.resource_id)
+            return await action(conn)
     except MlflowError as exc:
         raise UserError(exc.message) from None
-    return f"Revoked {args.subject}'s grant on {args.resource_type} {args.resource_id}."

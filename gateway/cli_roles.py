@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway import config as configuration
-from gateway.cli_grants import PERMISSIONS, TYPES
+from gateway.cli_grants import PERMISSIONS, TYPES, in_transaction
 from gateway.cli_users import UserError, add_store_argument, run
 
 
@@ -52,16 +52,6 @@ async def _role_id(conn: Any, name: str) -> int:
     return int(row.id)
 
 
-async def _in_transaction(engine: Any, action: Callable[[Any], Awaitable[Any]]) -> Any:
-    from tracking_core.errors import MlflowError
-
-    try:
-        async with engine.begin() as conn:
-            return await action(conn)
-    except MlflowError as exc:
-        raise UserError(exc.message) from None
-
-
 async def _list(config: configuration.Config, args: argparse.Namespace, engine: Any) -> str:
     from tracking_core.store import roles
     from tracking_core.store.grants import WORKSPACE
@@ -80,7 +70,7 @@ async def _create(config: configuration.Config, args: argparse.Namespace, engine
     from tracking_core.store import roles
     from tracking_core.store.grants import WORKSPACE
 
-    await _in_transaction(engine, lambda c: roles.create(c, WORKSPACE, args.role, args.description))
+    await in_transaction(engine, lambda c: roles.create(c, WORKSPACE, args.role, args.description))
     return f"Created role {args.role}."
 
 
@@ -90,7 +80,7 @@ async def _delete(config: configuration.Config, args: argparse.Namespace, engine
     async def action(conn: Any) -> None:
         await roles.delete(conn, await _role_id(conn, args.role))
 
-    await _in_transaction(engine, action)
+    await in_transaction(engine, action)
     return f"Deleted role {args.role}."
 
 
@@ -101,7 +91,7 @@ async def _grant(config: configuration.Config, args: argparse.Namespace, engine:
         rid = await _role_id(conn, args.role)
         await roles.add_permission(conn, rid, args.resource_type, args.resource_pattern, args.permission)
 
-    await _in_transaction(engine, action)
+    await in_transaction(engine, action)
     return f"Role {args.role} has {args.permission} on {args.resource_type} {args.resource_pattern}."
 
 
@@ -116,7 +106,7 @@ async def _revoke(config: configuration.Config, args: argparse.Namespace, engine
                 return
         raise UserError(f"role {args.role} has no permission on {args.resource_type} {args.resource_pattern}")
 
-    await _in_transaction(engine, action)
+    await in_transaction(engine, action)
     return f"Removed role {args.role}'s permission on {args.resource_type} {args.resource_pattern}."
 
 
@@ -126,7 +116,7 @@ async def _assign(config: configuration.Config, args: argparse.Namespace, engine
     async def action(conn: Any) -> None:
         await roles.assign(conn, args.subject, await _role_id(conn, args.role))
 
-    await _in_transaction(engine, action)
+    await in_transaction(engine, action)
     return f"{args.subject} is a member of {args.role}."
 
 
@@ -136,5 +126,5 @@ async def _unassign(config: configuration.Config, args: argparse.Namespace, engi
     async def action(conn: Any) -> None:
         await roles.unassign(conn, args.subject, await _role_id(conn, args.role))
 
-    await _in_transaction(engine, action)
+    await in_transaction(engine, action)
     return f"{args.subject} is no longer a member of {args.role}."
