@@ -22,18 +22,21 @@ from tracking_core.keys import ARTIFACTS, stores
 from tracking_core.store.dataset_summaries import dataset_summaries
 
 MAX_HISTORY_RESULTS = 25000
-MAX_RUN_IDS = 100
 MAX_EXPERIMENT_IDS = 20
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 
 
+def _ids(ids: list[str], rpc: str, name: str, limit: int) -> list[str]:
+    """`ids`, refused (as MLflow words it) when empty or more than `limit`."""
+    if not ids:
+        raise invalid(f"{rpc} request must specify at least one {name}.")
+    if len(ids) > limit:
+        raise invalid(f"{rpc} request cannot specify more than {limit} {name}s. Received {len(ids)} {name}s.")
+    return ids
+
+
 async def get_history_bulk(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
-    run_ids = a["run_id"]
-    if not run_ids:
-        raise invalid("GetMetricHistoryBulk request must specify at least one run_id.")
-    if len(run_ids) > MAX_RUN_IDS:
-        raise invalid(f"GetMetricHistoryBulk request cannot specify more than {MAX_RUN_IDS} run_ids. "
-                      f"Received {len(run_ids)} run_ids.")
+    run_ids = _ids(a["run_id"], "GetMetricHistoryBulk", "run_id", validation.MAX_RUN_IDS_BULK)
     key = a["metric_key"]
     if key is None:
         raise invalid("GetMetricHistoryBulk request must specify a metric_key.")
@@ -48,12 +51,7 @@ async def get_history_bulk(request: web.Request, a: dict[str, Any]) -> dict[str,
 
 
 async def search_datasets(request: web.Request, a: dict[str, Any]) -> dict[str, Any]:
-    ids = a["experiment_ids"]
-    if not ids:
-        raise invalid("SearchDatasets request must specify at least one experiment_id.")
-    if len(ids) > MAX_EXPERIMENT_IDS:
-        raise invalid(f"SearchDatasets request cannot specify more than {MAX_EXPERIMENT_IDS} experiment_ids. "
-                      f"Received {len(ids)} experiment_ids.")
+    ids = _ids(a["experiment_ids"], "SearchDatasets", "experiment_id", MAX_EXPERIMENT_IDS)
     found = await dataset_summaries(stores(request).db, [validation.experiment_id(e) for e in ids])
     return {"dataset_summaries": found} if found else {}
 

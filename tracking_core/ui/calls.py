@@ -16,6 +16,14 @@ from aiohttp import web
 from tracking_core.api import wire
 from tracking_core.api.routing import GUARD, Endpoint
 
+# The list pages' `view=` choices, as the search endpoints' view types.
+VIEWS = {"active": "ACTIVE_ONLY", "deleted": "DELETED_ONLY", "all": "ALL"}
+
+
+def literal(text: str) -> str:
+    """`text` as a quoted string of the search grammar, for a filter a page builds."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
 
 def find(endpoints: Iterable[Endpoint], path: str) -> Endpoint:
     for endpoint in endpoints:

@@ -9,20 +9,16 @@ from aiohttp import web
 from tracking_core.api.experiments import ENDPOINTS
 from tracking_core.errors import MlflowError
 from tracking_core.keys import CONFIG
-from tracking_core.ui.calls import call
+from tracking_core.ui.calls import VIEWS, call, literal
 from tracking_core.ui.guard import require_same_origin
 from tracking_core.ui.render import page, render
 
 PAGE_SIZE = 50
-VIEWS = {"active": "ACTIVE_ONLY", "deleted": "DELETED_ONLY", "all": "ALL"}
 
 
 def _name_filter(text: str) -> str | None:
     text = text.strip()
-    if not text:
-        return None
-    escaped = text.replace("\\", "\\\\").replace("'", "''")
-    return f"name ILIKE '%{escaped}%'"
+    return f"name ILIKE {literal('%' + text + '%')}" if text else None
 
 
 async def _listing(request: web.Request, error: str | None = None, status: int = 200) -> web.Response:

@@ -8,14 +8,10 @@ from aiohttp import web
 
 from tracking_core.api import experiments, logged_models, model_versions, registered_models
 from tracking_core.errors import MlflowError
-from tracking_core.ui.calls import call
+from tracking_core.ui.calls import call, literal
 from tracking_core.ui.render import page, render
 
 PAGE_SIZE = 50
-
-
-def _quoted(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 @page
@@ -27,7 +23,7 @@ async def models_page(request: web.Request) -> web.StreamResponse:
     try:
         found = await call(
             request, registered_models.ENDPOINTS, "registered-models/search",
-            filter=f"name ILIKE {_quoted('%' + q + '%')}" if q else None, max_results=PAGE_SIZE, page_token=token,
+            filter=f"name ILIKE {literal('%' + q + '%')}" if q else None, max_results=PAGE_SIZE, page_token=token,
             order_by=["name ASC"],
         )
     except MlflowError as exc:
@@ -42,7 +38,7 @@ async def model_page(request: web.Request) -> web.StreamResponse:
     model = (await call(request, registered_models.ENDPOINTS, "registered-models/get", name=name))["registered_model"]
     token = request.query.get("page_token") or None
     versions = await call(
-        request, model_versions.ENDPOINTS, "model-versions/search", filter=f"name = {_quoted(name)}",
+        request, model_versions.ENDPOINTS, "model-versions/search", filter=f"name = {literal(name)}",
         order_by=["version_number DESC"], max_results=PAGE_SIZE, page_token=token,
     )
     aliases: dict[str, list[str]] = {}

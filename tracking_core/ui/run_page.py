@@ -10,7 +10,7 @@ from aiohttp import web
 from tracking_core.api import experiments, runs
 from tracking_core.artifacts import paths
 from tracking_core.ui import artifacts
-from tracking_core.ui.calls import call
+from tracking_core.ui.calls import call, literal
 from tracking_core.ui.render import page, render
 from tracking_core.ui.runs_table import PARENT_TAG
 
@@ -25,10 +25,9 @@ async def run_page(request: web.Request) -> web.StreamResponse:
     experiment = (await call(request, experiments.ENDPOINTS, "experiments/get",
                              experiment_id=info["experiment_id"]))["experiment"]
     tags = {t["key"]: t["value"] for t in data.get("tags", [])}
-    escaped = run_id.replace("'", "''")
     children = (await call(
         request, runs.ENDPOINTS, "runs/search", experiment_ids=[info["experiment_id"]],
-        filter=f"tags.`{PARENT_TAG}` = '{escaped}'", max_results=CHILDREN_SHOWN,
+        filter=f"tags.`{PARENT_TAG}` = {literal(run_id)}", max_results=CHILDREN_SHOWN,
         order_by=["attributes.start_time ASC"],
     )).get("runs", [])
     directory = paths.clean(request.query.get("dir"))

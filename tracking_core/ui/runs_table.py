@@ -12,14 +12,13 @@ from aiohttp import web
 
 from tracking_core.api import experiments, runs
 from tracking_core.errors import MlflowError
-from tracking_core.ui.calls import call
+from tracking_core.ui.calls import VIEWS, call
 from tracking_core.ui.render import page, render
 
 PAGE_SIZES = (25, 100, 500)
 DEFAULT_PAGE_SIZE = 100
 DEFAULT_COLUMNS = 6  # of each kind, when the URL names none
 PARENT_TAG = "mlflow.parentRunId"
-VIEWS = {"active": "ACTIVE_ONLY", "deleted": "DELETED_ONLY", "all": "ALL"}
 # Sortable attribute columns: (label, order_by key).
 ATTRIBUTES = (("Run", "attributes.run_name"), ("Status", "attributes.status"),
               ("User", "attributes.user_id"), ("Started", "attributes.start_time"))
