@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import graphql
 import orjson
 from aiohttp import web
-from graphql import GraphQLError, GraphQLScalarType, GraphQLSchema
 
 from tracking_core.api import experiments, model_versions, run_artifacts, runs, ui_helpers
 from tracking_core.api.graphql_schema import SDL
 from tracking_core.api.routing import Endpoint, json_response
 from tracking_core.errors import MlflowError, invalid
 from tracking_core.ui.calls import call
+
+if TYPE_CHECKING:  # graphql-core itself loads on the first /graphql request, not in every worker's start-up
+    import graphql
 
 MAX_DEPTH = 10
 MAX_ROOT_FIELDS = 10
@@ -81,10 +82,12 @@ async def _run_model_versions(run: dict[str, Any], info: graphql.GraphQLResolveI
 
 
 @functools.cache
-def schema() -> GraphQLSchema:
+def schema() -> graphql.GraphQLSchema:
+    import graphql
+
     built = graphql.build_schema(SDL)
     long_string = built.type_map["LongString"]
-    assert isinstance(long_string, GraphQLScalarType)
+    assert isinstance(long_string, graphql.GraphQLScalarType)
     # Int64 values as strings: JavaScript numbers lose precision past 2**53.
     long_string.serialize = lambda v: str(v)  # type: ignore[method-assign]
     long_string.parse_value = lambda v: v  # type: ignore[method-assign]
@@ -104,6 +107,8 @@ def schema() -> GraphQLSchema:
 
 def _too_big(document: graphql.DocumentNode) -> str | None:
     """Depth, root-field and alias limits, so one request cannot fan out without bound."""
+    import graphql
+
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, graphql.FragmentDefinitionNode)}
     aliases = 0
 
@@ -151,13 +156,15 @@ async def _request_body(request: web.Request) -> dict[str, Any]:
 
 
 async def graphql_handler(request: web.Request) -> web.StreamResponse:
+    import graphql
+
     body = await _request_body(request)
     query = body.get("query")
     if not isinstance(query, str) or not query.strip():
         raise invalid("Missing GraphQL query.")
     try:
         document = graphql.parse(query)
-    except GraphQLError as exc:
+    except graphql.GraphQLError as exc:
         return json_response({"data": None, "errors": [exc.message]})
     if (problem := _too_big(document)) is not None:
         return json_response({"data": None, "errors": [problem]})
