@@ -8,8 +8,6 @@ import json
 import os
 import secrets
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.gateway.support import cli
 from tests.server_process import RunningServer, trackgate_server
 from tests.services import free_port
 
@@ -43,12 +42,6 @@ class Setup:
         return [PASSWORD, WRONG_PASSWORD, COOKIE_SECRET, self.token,
                 base64.b64encode(f"alice:{PASSWORD}".encode()).decode(),
                 base64.b64encode(f"alice:{WRONG_PASSWORD}".encode()).decode()]
-
-
-def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKGATE_", "MLFLOW_"))}
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], input=stdin, capture_output=True,
-                          text=True, env=env, timeout=120)
 
 
 @pytest.fixture(scope="module")

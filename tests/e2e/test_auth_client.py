@@ -9,9 +9,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +24,7 @@ import trustme
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from tests.gateway.support import cli
 from tests.server_process import RunningServer, trackgate_server
 from tests.support.oidc_fixture import API_AUDIENCE, OIDCProvider, oidc_provider  # noqa: F401
 
@@ -35,12 +33,6 @@ pytestmark = pytest.mark.slow
 PASSWORD = "train-hard-2026"
 ENV_NAMES = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
              "MLFLOW_TRACKING_CLIENT_CERT_PATH", "MLFLOW_TRACKING_SERVER_CERT_PATH", "MLFLOW_TRACKING_INSECURE_TLS")
-
-
-def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKGATE_", "MLFLOW_"))}
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], input=stdin, capture_output=True,
-                          text=True, env=env, timeout=120)
 
 
 @dataclass

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,18 +22,13 @@ from mlflow.exceptions import MlflowException, RestException
 from mlflow.server import get_app_client
 from mlflow.tracking import MlflowClient
 
+from tests.gateway.support import cli
 from tests.server_process import RunningServer, trackgate_server
 
 pytestmark = pytest.mark.slow
 
 PASSWORD = "s3cret-pass-1"
 CREDENTIAL_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
-
-
-def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKGATE_", "MLFLOW_"))}
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], input=stdin, capture_output=True,
-                          text=True, env=env, timeout=120)
 
 
 @contextlib.contextmanager

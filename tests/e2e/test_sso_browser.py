@@ -20,22 +20,10 @@ import pytest
 
 from gateway.auth.session import SESSION_COOKIE, decode_secret, mint_session_cookie
 from tests.server_process import RunningServer, trackgate_server
-from tests.services import missing
 from tests.support.oidc_fixture import OIDCProvider, oidc_provider
+from tests.ui.browser import chromium, log_in_at_provider
 
-__all__ = ["oidc_provider"]
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-extensions",
-]
+__all__ = ["chromium", "oidc_provider"]
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +31,11 @@ def replicas(oidc_provider: OIDCProvider, tmp_path_factory: pytest.TempPathFacto
     """Two replicas on one SQLite database, started one after the other."""
     workdir = tmp_path_factory.mktemp("sso")
     args = [
-        "--auth", "oidc",
-        "--oidc-issuer-url", oidc_provider.issuer,
-        "--oidc-client-id", oidc_provider.client_id,
-        "--oidc-scopes", "openid,email,groups",
-        "--oidc-email-domains", "example.test",
+        *oidc_provider.gateway_args(),
         "--session-lifetime", "1h",
         "--backend-store-uri", f"sqlite:///{workdir}/shared.db",
     ]  # fmt: skip
-    env = {"TRACKGATE_OIDC_CLIENT_SECRET": oidc_provider.client_secret}
+    env = oidc_provider.gateway_env()
     with (
         trackgate_server(workdir / "a", *args, env=env, port=oidc_provider.rp_ports[0]) as first,
         trackgate_server(workdir / "b", *args, env=env, port=oidc_provider.rp_ports[1]) as second,
@@ -59,32 +43,11 @@ def replicas(oidc_provider: OIDCProvider, tmp_path_factory: pytest.TempPathFacto
         yield [first, second]
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing("playwright (pip install -e '.[test]')")
-    if not Path(CHROMIUM).exists():
-        missing(f"{CHROMIUM} (apt-get install -y chromium)")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def page(chromium: Any) -> Iterator[Any]:
     context = chromium.new_context()
     yield context.new_page()
     context.close()
-
-
-def log_in_at_provider(page: Any, login: str) -> None:
-    page.wait_for_selector("input[name=login]")
-    page.fill("input[name=login]", login)
-    page.fill("input[name=password]", "any password")
-    page.click("button[type=submit]")
 
 
 def session_cookie(page: Any) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ import pytest
 
 from tests.server_process import RunningServer, trackgate_server
 from tests.support.oidc_fixture import OIDCProvider, oidc_provider
-from tests.ui.browser import chromium
+from tests.ui.browser import chromium, log_in_at_provider
 
 __all__ = ["chromium", "oidc_provider"]
 
@@ -21,26 +21,16 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def ui_server(oidc_provider: OIDCProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    args = [
-        "--auth", "oidc",
-        "--oidc-issuer-url", oidc_provider.issuer,
-        "--oidc-client-id", oidc_provider.client_id,
-        "--oidc-scopes", "openid,email,groups",
-        "--oidc-email-domains", "example.test",
-        "--default-permission", "NO_PERMISSIONS",
-    ]  # fmt: skip
-    env = {"TRACKGATE_OIDC_CLIENT_SECRET": oidc_provider.client_secret}
-    with trackgate_server(tmp_path_factory.mktemp("ui-authz"), *args, env=env, port=oidc_provider.rp_ports[0]) as s:
+    args = [*oidc_provider.gateway_args(), "--default-permission", "NO_PERMISSIONS"]
+    workdir = tmp_path_factory.mktemp("ui-authz")
+    with trackgate_server(workdir, *args, env=oidc_provider.gateway_env(), port=oidc_provider.rp_ports[0]) as s:
         yield s
 
 
 def signed_in(chromium: Any, base: str, login: str) -> Any:
     page = chromium.new_context().new_page()
     page.goto(base + "/")
-    page.wait_for_selector("input[name=login]")
-    page.fill("input[name=login]", login)
-    page.fill("input[name=password]", "any password")
-    page.click("button[type=submit]")
+    log_in_at_provider(page, login)
     page.wait_for_url(base + "/")
     return page
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.server_process import RunningServer, trackgate_server
 from tests.support.oidc_fixture import STATIC_PREFIX, OIDCProvider, oidc_provider
-from tests.ui.browser import Watched, axe_violations, chromium, describe, watched
+from tests.ui.browser import Watched, axe_violations, chromium, describe, log_in_at_provider, watched
 
 __all__ = ["chromium", "oidc_provider", "watched"]
 
@@ -20,24 +19,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def ui_server(oidc_provider: OIDCProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    args = [
-        "--auth", "oidc",
-        "--oidc-issuer-url", oidc_provider.issuer,
-        "--oidc-client-id", oidc_provider.client_id,
-        "--oidc-scopes", "openid,email,groups",
-        "--oidc-email-domains", "example.test",
-        "--static-prefix", STATIC_PREFIX,
-    ]  # fmt: skip
-    env = {"TRACKGATE_OIDC_CLIENT_SECRET": oidc_provider.client_secret}
-    with trackgate_server(tmp_path_factory.mktemp("ui-sso"), *args, env=env, port=oidc_provider.rp_ports[0]) as s:
+    args = [*oidc_provider.gateway_args(), "--static-prefix", STATIC_PREFIX]
+    workdir = tmp_path_factory.mktemp("ui-sso")
+    with trackgate_server(workdir, *args, env=oidc_provider.gateway_env(), port=oidc_provider.rp_ports[0]) as s:
         yield s
-
-
-def sign_in(page: Any, login: str) -> None:
-    page.wait_for_selector("input[name=login]")
-    page.fill("input[name=login]", login)
-    page.fill("input[name=password]", "any password")
-    page.click("button[type=submit]")
 
 
 def test_sign_in_lands_on_the_ui_page_and_sign_out(
@@ -48,7 +33,7 @@ def test_sign_in_lands_on_the_ui_page_and_sign_out(
     asked = base + "/?q=demo"
     page.goto(asked)
     assert page.url.startswith(oidc_provider.issuer)  # sent to sign in
-    sign_in(page, "alice@example.test")
+    log_in_at_provider(page, "alice@example.test")
     page.wait_for_url(asked)  # ...and back on the page asked for
     watched.foreign.clear()  # the provider's pages were another host, by design
     watched.errors.clear()

@@ -48,6 +48,12 @@ def server_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """`python -m gateway.cli ARGS` from the repository, with none of the test run's settings."""
+    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], input=stdin, capture_output=True,
+                          text=True, cwd=REPO, env=server_env(), timeout=120)
+
+
 class ServerProcess:
     """`python -m gateway.cli server ...` on a free port, its output collected line by line."""
 

@@ -48,6 +48,20 @@ class OIDCProvider:
         """Base URL of gateway replica `replica`, whose callback the provider has registered."""
         return f"http://127.0.0.1:{self.rp_ports[replica]}"
 
+    def gateway_args(self) -> list[str]:
+        """`trackgate server` options for browser sign-on through this provider, users of example.test;
+        the client secret goes in the environment (`gateway_env`)."""
+        return [
+            "--auth", "oidc",
+            "--oidc-issuer-url", self.issuer,
+            "--oidc-client-id", self.client_id,
+            "--oidc-scopes", "openid,email,groups",
+            "--oidc-email-domains", "example.test",
+        ]  # fmt: skip
+
+    def gateway_env(self) -> dict[str, str]:
+        return {"TRACKGATE_OIDC_CLIENT_SECRET": self.client_secret}
+
     def discovery(self) -> dict[str, str]:
         return dict(requests.get(self.issuer + "/.well-known/openid-configuration", timeout=5).json())
 

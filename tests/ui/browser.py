@@ -1,5 +1,5 @@
-"""Browser helpers for the web UI tests: Debian's Chromium through Playwright, console-error
-capture, axe-core injection, screenshots."""
+"""Browser helpers for the web UI and sign-on tests: Debian's Chromium through Playwright (one
+browser per module), the OpenID provider's login form, console-error capture, axe-core injection."""
 
 from __future__ import annotations
 
@@ -39,6 +39,14 @@ def chromium() -> Iterator[Any]:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         yield browser
         browser.close()
+
+
+def log_in_at_provider(page: Any, login: str) -> None:
+    """Fill in the login form of the test OpenID provider (tests/support/oidc_fixture.py) and submit."""
+    page.wait_for_selector("input[name=login]")
+    page.fill("input[name=login]", login)
+    page.fill("input[name=password]", "any password")
+    page.click("button[type=submit]")
 
 
 @dataclass

@@ -3,9 +3,6 @@ through the same code the gateway and the CLI run (SQLite is covered by the othe
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -14,7 +11,7 @@ import pytest
 from gateway.auth.basic import BasicAuthenticator, UserSources
 from gateway.auth.tokens import OwnTokens, Revocations, issue, signing_key
 from gateway.config import load
-from tests.gateway.support import REPO
+from tests.gateway.support import cli
 from tests.services import throwaway_mariadb, throwaway_postgres
 from tracking_core.store.database import create_engine
 
@@ -24,12 +21,6 @@ from tracking_core.store.database import create_engine
 def db_uri(request: pytest.FixtureRequest) -> Iterator[str]:
     with (throwaway_postgres() if request.param == "postgres" else throwaway_mariadb()) as uri:
         yield uri
-
-
-def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKGATE_", "MLFLOW_"))}
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], input=stdin, capture_output=True,
-                          text=True, env=env, cwd=REPO, timeout=120)
 
 
 async def test_users_tokens_and_key(db_uri: str) -> None:

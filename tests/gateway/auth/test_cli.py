@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import ssl
-import subprocess
-import sys
 from pathlib import Path
 
 import jwt
@@ -13,13 +10,7 @@ import pytest
 from cryptography import x509
 
 from gateway.auth import passwords
-from tests.gateway.support import REPO
-
-
-def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKGATE_", "MLFLOW_"))}
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], input=stdin, capture_output=True,
-                          text=True, env=env, cwd=REPO, timeout=120)
+from tests.gateway.support import cli
 
 
 @pytest.fixture

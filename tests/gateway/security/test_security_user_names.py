@@ -4,19 +4,12 @@ breaks `users list` and the logs, a one-character password)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.gateway.auth.support import prepared_database
-from tests.gateway.support import REPO, server_env
-
-
-def cli(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], input=stdin, capture_output=True, text=True,
-                          cwd=REPO, env=server_env(), timeout=120)
+from tests.gateway.support import cli
 
 
 @pytest.fixture(scope="module")
