@@ -202,9 +202,7 @@ class GuardedHandler(RequestHandler):
             guard.notices.note("connections closed for a client not reading",
                                f"closing a connection from {self._address}: it read nothing of its response "
                                f"for {guard.body_timeout:g} s (body_read_timeout)")
-            transport = self.transport
-            self.force_close()
-            transport.abort()
+            self._abort()
             return
         request = self._current_request
         if (request is not None and not request.content.is_eof() and not self._reading_paused
@@ -212,9 +210,7 @@ class GuardedHandler(RequestHandler):
             guard.notices.note("connections closed for a stalled body",
                                f"closing a connection from {self._address}: its request body stalled for "
                                f"{guard.body_timeout:g} s (body_read_timeout)")
-            transport = self.transport
-            self.force_close()
-            transport.abort()
+            self._abort()
 
     def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
@@ -228,6 +224,13 @@ class GuardedHandler(RequestHandler):
         response = mlflow_error(status, "BAD_REQUEST", reason)
         response.force_close()
         return response
+
+    def _abort(self) -> None:
+        """Close at once, with no answer (the client is mid-request or not reading)."""
+        transport = self.transport
+        self.force_close()
+        if transport is not None:
+            transport.abort()
 
     def _refuse(self, answer: bytes) -> None:
         transport = self.transport

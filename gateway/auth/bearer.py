@@ -44,6 +44,12 @@ class _Accepted:
     jti: str | None  # ours only: checked against revocations on every use
 
 
+def _bearer_token(request: web.Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header; None for another scheme or none."""
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
 class BearerAuthenticator:
     name = "bearer"
     consumed = Consumed(headers=frozenset({"authorization"}))
@@ -62,17 +68,16 @@ class BearerAuthenticator:
 
     def known_good(self, request: web.Request) -> bool:
         """This token was accepted and is still remembered (the throttle lets it through)."""
-        scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
-        if scheme.lower() != "bearer":
+        token = _bearer_token(request)
+        if token is None:
             return False
-        known = self._accepted.get(hashlib.sha256(token.strip().encode()).digest())
+        known = self._accepted.get(hashlib.sha256(token.encode()).digest())
         return known is not None and time.time() < known.until
 
     async def authenticate(self, request: web.Request) -> Identity | None:
-        scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
-        if scheme.lower() != "bearer":
+        token = _bearer_token(request)
+        if token is None:
             return None
-        token = token.strip()
         digest = hashlib.sha256(token.encode()).digest()
         now = time.time()
         known = self._accepted.get(digest)

@@ -40,7 +40,8 @@ class ForwardedAuthenticator:
         self._proxies = proxies
         self._user, self._email, self._groups = user, email, groups
         self._folded = {canonical(n) for n in (user, email, groups)}
-        self.consumed = Consumed(headers=frozenset(n.lower() for n in (user, email, groups)))
+        self._exact = frozenset(n.lower() for n in (user, email, groups))
+        self.consumed = Consumed(headers=self._exact)
 
     def challenge(self) -> str | None:
         return None  # the proxy in front does the login; there is nothing to ask the client for
@@ -52,10 +53,9 @@ class ForwardedAuthenticator:
         return values[0].strip() if values and values[0].strip() else None
 
     def _refuse_disguised(self, request: web.Request) -> None:
-        exact = {n.lower() for n in (self._user, self._email, self._groups)}
         for raw_name, _ in request.raw_headers:
             name = raw_name.decode("latin-1")
-            if canonical(name) in self._folded and name.lower() not in exact:
+            if canonical(name) in self._folded and name.lower() not in self._exact:
                 raise AuthenticationFailed(f"The proxy sent an identity header spelled {name!r}.")
 
     async def authenticate(self, request: web.Request) -> Identity | None:
