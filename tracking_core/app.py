@@ -59,10 +59,13 @@ async def _stores_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def build_app(config: CoreSettings) -> web.Application:
-    app = web.Application(
-        middlewares=[*replica.middlewares(config), middleware.errors, identity.identity, authz.authorize],
-        client_max_size=config.max_body_mb * 1024 * 1024,
-    )
+    # Order: the replica choice wraps everything it routes; errors map whatever is raised below it;
+    # the caller is known before authorization reads it. Authorization only when the gateway
+    # authenticates, so an open server pays nothing for it per request.
+    middlewares = [*replica.middlewares(config), middleware.errors, identity.identity]
+    if config.authorization and not config.artifacts_only:
+        middlewares.append(authz.authorize)
+    app = web.Application(middlewares=middlewares, client_max_size=config.max_body_mb * 1024 * 1024)
     app[CONFIG] = config
     prefix = config.static_prefix
     meta.add_routes(app, prefix)
