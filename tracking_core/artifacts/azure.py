@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import os
 import re
 import uuid
@@ -186,16 +187,8 @@ class AzureRepository(BucketRepository):
                 with contextlib.suppress(ResourceNotFoundError):
                     await container.delete_blob(name)
 
-        depth = None
-        batch: list[str] = []
-        for name in [*names, None]:
-            level = None if name is None else name.count("/")
-            if batch and level != depth:
-                await asyncio.gather(*(delete_one(n) for n in batch))
-                batch = []
-            if name is not None:
-                depth = level
-                batch.append(name)
+        for _, level in itertools.groupby(names, key=lambda n: n.count("/")):
+            await asyncio.gather(*(delete_one(n) for n in level))
 
 
 async def _pieces(downloader: Any) -> AsyncIterator[bytes]:
