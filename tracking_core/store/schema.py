@@ -9,14 +9,13 @@ and every schema change (that, or the bootstrap of an empty database) holds the 
 
 from __future__ import annotations
 
+import functools
+import re
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.entities import LifecycleStage
@@ -26,6 +25,9 @@ from tracking_core.store import tables
 from tracking_core.store.database import connect_failure, create_engine, is_mysql
 from tracking_core.store.schema_lock import SchemaLockTimeout, locked_transaction
 from tracking_core.store.uris import join_uri
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 DEFAULT_EXPERIMENT_ID = 0
 DEFAULT_EXPERIMENT_NAME = "Default"
@@ -39,28 +41,65 @@ class SchemaOutOfDate(SchemaError):
     """The schema is older than this trackgate's: a server waits (not ready) for `trackgate db upgrade`."""
 
 
+MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
+_REVISION_LINE = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*['\"]?(\w*)", re.MULTILINE)
+
+
 def _alembic_config() -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", "tracking_core.store:migrations")
     return cfg
 
 
+@functools.cache
+def _revision_chain() -> tuple[str, frozenset[str]]:
+    """(head, every revision) read from the migration files' `revision =` / `down_revision =` lines.
+
+    Alembic itself costs ~0.4 s to import, and every server start checks the revision; Alembic is
+    loaded only when there is something to migrate. tests/core/test_schema_revisions.py checks that
+    this reading agrees with Alembic's own.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in MIGRATIONS.glob("*.py"):
+        found = dict(m.groups() for m in _REVISION_LINE.finditer(path.read_text(encoding="utf-8")))
+        if "revision" not in found:
+            continue  # the package's __init__.py
+        revisions.add(found["revision"])
+        if found.get("down_revision"):
+            parents.add(found["down_revision"])
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise RuntimeError(f"The migrations must form one line; heads found: {sorted(heads)}")
+    return heads.pop(), frozenset(revisions)
+
+
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-    assert head is not None
-    return head
+    return _revision_chain()[0]
 
 
-def known_revisions() -> set[str]:
-    return {script.revision for script in ScriptDirectory.from_config(_alembic_config()).walk_revisions()}
+def known_revisions() -> frozenset[str]:
+    return _revision_chain()[1]
 
 
 def _state(sync_conn: sa.Connection) -> tuple[str | None, set[str]]:
-    current = MigrationContext.configure(sync_conn).get_current_revision()
-    return current, set(sa.inspect(sync_conn).get_table_names())
+    """(the database's Alembic revision or None, its table names)."""
+    table_names = set(sa.inspect(sync_conn).get_table_names())
+    current = None
+    if "alembic_version" in table_names:
+        rows = sync_conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+        if len(rows) > 1:
+            raise SchemaError(f"The database records several schema revisions ({', '.join(sorted(rows))}); "
+                              "it was not made by trackgate.")
+        current = rows[0] if rows else None
+    return current, table_names
 
 
 def _upgrade(sync_conn: sa.Connection) -> None:
+    from alembic import command
+
     cfg = _alembic_config()
     cfg.attributes["connection"] = sync_conn
     command.upgrade(cfg, "head")
