@@ -14,7 +14,7 @@ from aiohttp.typedefs import Handler, Middleware
 import gateway
 from gateway import keys, metrics, proxy, routes
 from gateway.access_log import build_request_log_middleware
-from gateway.auth import registry as auth_registry
+from gateway.auth import methods as auth_methods
 from gateway.auth.middleware import build_auth_middleware
 from gateway.config import Config
 from gateway.drain import Drain
@@ -69,7 +69,7 @@ def build_gateway_app(
     app.router.add_get("/readyz", readyz, allow_head=True)
     # Before the catch-all: the methods' own routes (/.well-known/jwks.json, /oauth2/*); their
     # contexts open after the core and the proxy session.
-    auth_registry.install(app)
+    auth_methods.install(app)
     app.router.add_route("*", "/{tail:.*}", proxy.proxy_handler)
     app.on_startup.append(routes.remember)  # the request log's route names, once every route is added
     return app
@@ -105,7 +105,7 @@ def build_middlewares(drain: Drain, config: Config) -> list[Middleware]:
     middlewares.append(build_request_log_middleware(config))
     if not config.disable_security_middleware:
         middlewares.append(build_security_middleware(config))
-    if config.auth:  # the same condition as auth_registry.install(), which opens the chain it uses
+    if config.auth:  # the same condition as auth_methods.install(), which opens the chain it uses
         middlewares.append(build_auth_middleware(config))
     return middlewares
 

@@ -79,13 +79,13 @@ class JwtIssuer:
 
 def validate_auth(v: dict[str, Any], where: Callable[[str], str]) -> list[str]:
     """Every problem of the auth/TLS settings; `v` holds converted values by setting name."""
-    from gateway.auth import registry
+    from gateway.auth.methods import METHODS
 
     problems: list[str] = []
     methods = v["auth"]
     for name in methods:
-        if name not in registry.METHODS:
-            known = ", ".join(registry.METHODS)
+        if name not in METHODS:
+            known = ", ".join(METHODS)
             problems.append(f"auth: unknown method {name!r}{where('auth')}; known: {known}.")
     if len(set(methods)) != len(methods):
         problems.append(f"auth lists a method twice: {', '.join(methods)}.")

@@ -17,8 +17,8 @@ from gateway.config import Config
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from gateway.auth.methods import AuthChain
     from gateway.auth.oidc import SSO
-    from gateway.auth.registry import AuthChain
     from gateway.drain import Drain
     from gateway.metrics import Metrics
     from gateway.routes import RouteNames

@@ -19,7 +19,7 @@ from tracking_core.api import (
     runs,
     ui_helpers,
 )
-from tracking_core.api.registry import ENDPOINTS as REGISTRY_ENDPOINTS
+from tracking_core.api.model_registry import ENDPOINTS as REGISTRY_ENDPOINTS
 from tracking_core.api.routing import GUARD, add_endpoints
 from tracking_core.authz import guard as authz
 from tracking_core.authz.routes import AUTH_ENDPOINTS
@@ -28,9 +28,9 @@ from tracking_core.settings import CoreSettings
 from tracking_core.store.database import Database, create_engine
 from tracking_core.store.experiments import ExperimentStore
 from tracking_core.store.logged_models import LoggedModelStore
-from tracking_core.store.logging import RunLogStore
 from tracking_core.store.metric_history import MetricHistoryStore
-from tracking_core.store.registry import open_registry
+from tracking_core.store.model_registry import open_registry
+from tracking_core.store.run_writes import RunLogStore
 from tracking_core.store.runs import RunStore
 
 TRACKING_ENDPOINTS = (

@@ -18,7 +18,7 @@ from tracking_core.artifacts.repository import default_registry
 from tracking_core.artifacts.service import ArtifactService
 from tracking_core.errors import MlflowError
 from tracking_core.settings import CoreSettings
-from tracking_core.store import gc as gc_store
+from tracking_core.store import purge
 from tracking_core.store.database import Database, create_engine
 
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
@@ -68,10 +68,10 @@ async def collect(config: CoreSettings, request: GcRequest, say: Callable[[str],
     result = GcResult()
     now = int(time.time() * 1000)
     try:
-        runs = await gc_store.deleted_runs(
+        runs = await purge.deleted_runs(
             db, request.run_ids, request.experiment_ids, request.older_than_ms, now
         )
-        experiments = await gc_store.deleted_experiments(
+        experiments = await purge.deleted_experiments(
             db, request.experiment_ids, bool(request.run_ids), request.older_than_ms, now
         )
         removable: list[str] = []
@@ -87,7 +87,7 @@ async def collect(config: CoreSettings, request: GcRequest, say: Callable[[str],
             removable.append(run.run_id)
             say(f"removed run {run.run_id} (experiment {run.experiment_id}) "
                 f"and its artifacts at {run.artifact_uri}")
-        result.metric_rows = await gc_store.delete_runs(db, removable)
+        result.metric_rows = await purge.delete_runs(db, removable)
         result.runs = len(removable)
         kept = {r.experiment_id for r in runs if r.run_id not in removable}
         for experiment in experiments:
@@ -106,7 +106,7 @@ async def collect(config: CoreSettings, request: GcRequest, say: Callable[[str],
                 say(f"kept experiment {experiment.experiment_id}: a logged model's artifacts could not be "
                     f"removed ({message})")
                 continue
-            await gc_store.delete_experiment(db, experiment.experiment_id)
+            await purge.delete_experiment(db, experiment.experiment_id)
             result.experiments += 1
             say(f"removed experiment {experiment.experiment_id} ({experiment.name!r})")
     finally:

@@ -12,9 +12,9 @@ from tracking_core.settings import CoreSettings
 from tracking_core.store.database import Database
 from tracking_core.store.experiments import ExperimentStore
 from tracking_core.store.logged_models import LoggedModelStore
-from tracking_core.store.logging import RunLogStore
 from tracking_core.store.metric_history import MetricHistoryStore
-from tracking_core.store.registry import RegistryStore
+from tracking_core.store.model_registry import RegistryStore
+from tracking_core.store.run_writes import RunLogStore
 from tracking_core.store.runs import RunStore
 
 

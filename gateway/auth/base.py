@@ -5,7 +5,7 @@ An authenticator looks at a request and gives one of three answers, kept apart o
 - raise `AuthenticationFailed`: a credential of my kind that is not valid (401, no fallback:
   a wrong password must not quietly become "anonymous");
 - an `Identity`: accepted. The first method that accepts wins.
-Built-in methods are registered in `gateway.auth.registry` the same way a new one would be.
+Built-in methods are registered in `gateway.auth.methods` the same way a new one would be.
 """
 
 from __future__ import annotations

@@ -14,8 +14,7 @@ from gateway.cli_gc import add_gc_arguments
 from tests.artifacts.conftest import Core
 from tests.artifacts.test_artifacts_api import ART
 from tracking_core.gc import parse_duration
-from tracking_core.store import gc as gc_store
-from tracking_core.store import tables
+from tracking_core.store import purge, tables
 
 
 def gc_main(argv: list[str]) -> int:
@@ -72,7 +71,7 @@ def test_refuses_without_a_database(
 async def test_gc_removes_exactly_the_deleted(
     core: Core, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(gc_store, "METRIC_SLICE", 7)  # many slices from a small history
+    monkeypatch.setattr(purge, "METRIC_SLICE", 7)  # many slices from a small history
     db, artifacts = tmp_path / "core.db", tmp_path / "artifacts"
     async with core() as c:
         eid = (await (await c.post("/api/2.0/mlflow/experiments/create", json={"name": "keep"})).json())[

@@ -20,7 +20,7 @@ from tracking_core.settings import CoreSettings
 from tracking_core.store import schema
 from tracking_core.store.database import Database, create_engine
 from tracking_core.store.experiments import ExperimentStore
-from tracking_core.store.logging import MetricPoint, RunLogStore
+from tracking_core.store.run_writes import MetricPoint, RunLogStore
 from tracking_core.store.runs import RunStore
 
 

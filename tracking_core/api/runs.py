@@ -14,7 +14,7 @@ from tracking_core.entities import RUN_STATUS_NUMBERS, VIEW_TYPE_NUMBERS, Lifecy
 from tracking_core.errors import invalid
 from tracking_core.identity import caller
 from tracking_core.keys import stores
-from tracking_core.store.logging import MetricPoint
+from tracking_core.store.run_writes import MetricPoint
 
 USER_TAG = "mlflow.user"
 

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from gateway.auth import registry
+from gateway.auth import methods
 from tests.gateway.auth.support import PASSWORD, basic, running_gateway
 
 # One gateway for the module: these tests only read, and starting one takes a second or two.
@@ -23,7 +23,7 @@ BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def gw(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any]:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(registry.METHODS, "stub-login", "tests.gateway.auth.stub_login:METHOD")
+        patch.setitem(methods.METHODS, "stub-login", "tests.gateway.auth.stub_login:METHOD")
         async with running_gateway(tmp_path_factory.mktemp("mw"), auth="basic,stub-login") as gateway:
             yield gateway
 
