@@ -47,7 +47,11 @@ KEY = name_type(250)
 
 experiments = _table(
     "experiments",
-    sa.Column("experiment_id", sa.Integer, primary_key=True, autoincrement=True),
+    # 64-bit: MLflow's file store makes 18-digit ids (revision 0007). SQLite keeps INTEGER, its
+    # 64-bit rowid alias (a BIGINT key would not be one, and would not number itself).
+    sa.Column(
+        "experiment_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
     sa.Column("name", name_type(500), nullable=False, unique=True),
     sa.Column("artifact_location", sa.String(2048), nullable=False),
     sa.Column("lifecycle_stage", sa.String(16), nullable=False),
@@ -197,7 +201,7 @@ logged_model_metrics = _table(
     sa.Column("run_id", sa.String(32), primary_key=True),
     sa.Column("value", sa.Double, nullable=False),
     sa.Column("is_nan", sa.Boolean(create_constraint=False), nullable=False),
-    sa.Column("experiment_id", sa.Integer, nullable=False),
+    sa.Column("experiment_id", sa.BigInteger, nullable=False),
     sa.Column("dataset_name", sa.String(500), nullable=True),
     sa.Column("dataset_digest", sa.String(36), nullable=True),
 )
