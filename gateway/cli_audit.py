@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway import config as configuration
 from gateway.cli_users import UserError, add_store_argument, run
+from tracking_core.durations import parse_duration
 
 
 def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +39,7 @@ async def _show(config: configuration.Config, args: argparse.Namespace, engine: 
     from tracking_core.store.database import Database
 
     try:
-        since = configuration.parse_duration(args.since)
+        since = parse_duration(args.since)
     except ValueError:
         raise UserError(f"--since: {args.since!r} is not a duration such as 90m, 12h or 7d") from None
     since_ms = int((time.time() - since.total_seconds()) * 1000)

@@ -56,7 +56,7 @@ def run_gc(args: argparse.Namespace) -> int:
     import sqlalchemy as sa
 
     from tracking_core.errors import MlflowError
-    from tracking_core.gc import GcRequest, collect, parse_duration
+    from tracking_core.gc import GcRequest, collect, older_than_ms
     from tracking_core.store.database import connect_failure
 
     uri = args.backend_store_uri or next((os.environ[n] for n in _URI_ENV if os.environ.get(n)), None)
@@ -72,7 +72,7 @@ def run_gc(args: argparse.Namespace) -> int:
         "default_artifact_root": args.default_artifact_root,
     }
     try:
-        older_than = parse_duration(args.older_than) if args.older_than else None
+        older_than = older_than_ms(args.older_than) if args.older_than else None
         experiment_ids = [int(x) for x in _ids(args.experiment_ids)]
     except ValueError as exc:
         print(f"trackgate gc: {exc}", file=sys.stderr)

@@ -8,6 +8,7 @@ from typing import Any
 
 from gateway import config as configuration
 from gateway.cli_users import UserError, add_store_argument, run
+from tracking_core.durations import parse_duration
 
 
 def add_tokens_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +43,7 @@ async def _issue(config: configuration.Config, args: argparse.Namespace, engine:
     from tracking_core.store.tables import auth_tokens
 
     try:
-        ttl = configuration.parse_duration(args.ttl)
+        ttl = parse_duration(args.ttl)
     except ValueError:
         raise UserError(f"--ttl {args.ttl!r} is not a duration such as 12h or 30d") from None
     key = await signing_key(config, engine)

@@ -22,6 +22,7 @@ from typing import Any
 from gateway.config_auth import JwtIssuer, validate_auth
 from gateway.config_security import startup_warnings, unknown_variables, validate_exposure
 from tracking_core.artifacts.repository import default_registry, scheme_of
+from tracking_core.durations import parse_duration
 from tracking_core.importer.detect import import_command, mlflow_file_store
 from tracking_core.settings import PERMISSION_NAMES, CoreSettings, mask_uri
 
@@ -62,21 +63,6 @@ class Secret:
 
 
 Strings = tuple[str, ...]  # kind of list settings: "a,b" from flags/env, an array in TOML
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(d|h|m|s)")
-_DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-
-
-def parse_duration(text: str) -> timedelta:
-    """'90s', '15m', '12h', '7d', '1h30m' or plain seconds; ValueError otherwise."""
-    text = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return timedelta(seconds=float(text))
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(text)
-    return timedelta(seconds=sum(float(n) * _DURATION_UNITS[u] for n, u in parts))
-
 
 @dataclass(frozen=True)
 class Setting:

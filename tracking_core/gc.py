@@ -9,28 +9,22 @@ to S3/GCS from there. Every removal is reported through `say`, one line each.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tracking_core.artifacts.repository import default_registry
 from tracking_core.artifacts.service import ArtifactService
+from tracking_core.durations import parse_duration
 from tracking_core.errors import MlflowError
 from tracking_core.settings import CoreSettings
 from tracking_core.store import purge
 from tracking_core.store.database import Database, create_engine
 
-_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
-
-def parse_duration(text: str) -> int:
-    """'30d', '1d2h3m4s', '90m' → milliseconds (MLflow's --older-than format)."""
-    match = _DURATION.fullmatch(text.strip())
-    if not text.strip() or match is None or not any(match.groups()):
-        raise ValueError(f"{text!r} is not a duration like 30d or 1d2h3m4s")
-    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return (((days * 24 + hours) * 60 + minutes) * 60 + seconds) * 1000
+def older_than_ms(text: str) -> int:
+    """`--older-than` ('30d', '1d2h3m4s', '90m', as MLflow's gc takes it) in milliseconds."""
+    return int(parse_duration(text, bare_seconds=False).total_seconds() * 1000)
 
 
 @dataclass(frozen=True)

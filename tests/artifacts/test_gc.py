@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from gateway.cli_gc import add_gc_arguments
 from tests.artifacts.conftest import Core
 from tests.artifacts.test_artifacts_api import ART
-from tracking_core.gc import parse_duration
+from tracking_core.gc import older_than_ms
 from tracking_core.store import purge, tables
 
 
@@ -54,9 +54,17 @@ async def make_run(c: Any, eid: str, points: int) -> str:
     return run_id
 
 
-@pytest.mark.parametrize("duration", ["30d", "1d2h3m4s", "90m", "5s"])
-def test_parse_duration(duration: str) -> None:
-    assert parse_duration(duration) > 0
+@pytest.mark.parametrize(
+    ("duration", "ms"), [("30d", 2_592_000_000), ("1d2h3m4s", 93_784_000), ("90m", 5_400_000), ("5s", 5_000)]
+)
+def test_older_than(duration: str, ms: int) -> None:
+    assert older_than_ms(duration) == ms
+
+
+@pytest.mark.parametrize("duration", ["30", "", "1w", "-5m", "d"], ids=repr)
+def test_older_than_refuses_what_it_would_have_to_guess(duration: str) -> None:
+    with pytest.raises(ValueError):
+        older_than_ms(duration)
 
 
 def test_refuses_without_a_database(

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import ConfigError, Secret, describe, load, parse_duration
+from gateway.config import ConfigError, Secret, describe, load
+from tracking_core.durations import parse_duration
 
 GOOD_SECRET = base64.b64encode(bytes(range(32))).decode()
 SSO = {
