@@ -37,10 +37,31 @@ def _run(run_id: str, parent: str | None = None, **data: list[dict[str, str]]) -
     return {"info": {"run_id": run_id}, "data": {"tags": tags, **data}}
 
 
+def _rows(found: list[dict[str, object]], parents: list[dict[str, object]] = []) -> list[tuple[str, int, bool]]:  # noqa: B006
+    return [(r["info"]["run_id"], depth, context) for r, depth, context in nest(found, parents)]  # type: ignore[arg-type, index]
+
+
 def test_children_follow_their_parent_on_the_page() -> None:
     found = [_run("c1", "p"), _run("x"), _run("p"), _run("g", "c1"), _run("orphan", "elsewhere")]
-    assert [(r["info"]["run_id"], depth) for r, depth in nest(found)] == [  # type: ignore[index]
-        ("x", 0), ("p", 0), ("c1", 1), ("g", 2), ("orphan", 0)]
+    # The group sits where its first run is on the page (c1), children in page order.
+    assert _rows(found) == [("p", 0, False), ("c1", 1, False), ("g", 2, False), ("x", 0, False), ("orphan", 0, False)]
+
+
+def test_parents_from_other_pages_head_their_children() -> None:
+    """Children whose parent (and grandparent) are not on the page: the fetched parents are shown as
+    context rows where the first of their descendants would be, each child under its own parent."""
+    found = [_run("a"), _run("c2", "p"), _run("b"), _run("g", "c3"), _run("c1", "p")]
+    parents = [_run("p", "root"), _run("c3", "p"), _run("root")]
+    assert _rows(found, parents) == [
+        ("a", 0, False),
+        ("root", 0, True), ("p", 1, True), ("c2", 2, False), ("c3", 2, True), ("g", 3, False), ("c1", 2, False),
+        ("b", 0, False),
+    ]
+
+
+def test_a_loop_of_parents_loses_no_row() -> None:
+    found = [_run("a", "b"), _run("b", "a"), _run("c", "c")]
+    assert sorted(_rows(found)) == [("a", 0, False), ("b", 0, False), ("c", 0, False)]
 
 
 def test_columns_default_and_chosen() -> None:

@@ -6,19 +6,21 @@ Every state of the table is a shareable link; a bad filter shows MLflow's own er
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
 
 from tracking_core.api import experiments, runs
 from tracking_core.errors import MlflowError
-from tracking_core.ui.calls import VIEWS, call
+from tracking_core.ui.calls import VIEWS, call, literal
 from tracking_core.ui.render import page, render
 
 PAGE_SIZES = (25, 100, 500)
 DEFAULT_PAGE_SIZE = 100
 DEFAULT_COLUMNS = 6  # of each kind, when the URL names none
 PARENT_TAG = "mlflow.parentRunId"
+MAX_DEPTH = 20  # levels of missing parents fetched for one page
 # Sortable attribute columns: (label, order_by key).
 ATTRIBUTES = (("Run", "attributes.run_name"), ("Status", "attributes.status"),
               ("User", "attributes.user_id"), ("Started", "attributes.start_time"))
@@ -38,28 +40,75 @@ def _kinds(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def nest(found: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
-    """Rows with their depth: a child follows its parent when both are on this page."""
-    on_page = {r["info"]["run_id"] for r in found}
-    children: dict[str, list[dict[str, Any]]] = {}
-    top = []
-    for run in found:
-        parent = _kinds(run)["tags"].get(PARENT_TAG)
-        if parent in on_page and parent != run["info"]["run_id"]:
-            children.setdefault(parent, []).append(run)
-        else:
-            top.append(run)
-    rows: list[tuple[dict[str, Any], int]] = []
+def parent_of(run: dict[str, Any]) -> str | None:
+    parent = _kinds(run)["tags"].get(PARENT_TAG)
+    return parent if parent and parent != run["info"]["run_id"] else None
 
-    def walk(run: dict[str, Any], depth: int) -> None:
-        rows.append((run, depth))
-        for child in children.get(run["info"]["run_id"], []):
-            if depth < 20:
-                walk(child, depth + 1)
 
-    for run in top:
-        walk(run, 0)
+def nest(
+    found: list[dict[str, Any]], parents: Iterable[dict[str, Any]] = ()
+) -> list[tuple[dict[str, Any], int, bool]]:
+    """Rows as (run, depth, context), every child directly under its parent.
+
+    `found` is the page in its sort order; `parents` are runs fetched only because a run of the
+    page is their descendant (`context` rows). A group takes the place of its first run on the
+    page, and children keep the page's order. A run whose parents form a loop is shown at the top.
+    """
+    order = {r["info"]["run_id"]: i for i, r in enumerate(found)}
+    by_id = {r["info"]["run_id"]: r for r in parents} | {r["info"]["run_id"]: r for r in found}
+
+    def ancestors(run_id: str) -> list[str]:
+        chain: list[str] = []
+        parent = parent_of(by_id[run_id])
+        while parent in by_id and parent not in chain and parent != run_id:
+            chain.append(parent)
+            parent = parent_of(by_id[parent])
+        if parent == run_id or parent in chain:  # a loop: this run heads its group
+            return []
+        return chain
+
+    up = {run_id: ancestors(run_id) for run_id in by_id}
+    for run_id, i in list(order.items()):  # a context row sorts where its first descendant on the page does
+        for ancestor in up[run_id]:
+            order[ancestor] = min(order.get(ancestor, i), i)
+    children: dict[str, list[str]] = {}
+    top: list[str] = []
+    for run_id in sorted((r for r in by_id if r in order), key=order.__getitem__):
+        (children.setdefault(up[run_id][0], []) if up[run_id] else top).append(run_id)
+    rows: list[tuple[dict[str, Any], int, bool]] = []
+
+    def walk(run_id: str, depth: int) -> None:
+        rows.append((by_id[run_id], depth, run_id not in found_ids))
+        for child in children.get(run_id, []):
+            walk(child, depth + 1)
+
+    found_ids = {r["info"]["run_id"] for r in found}
+    for run_id in top:
+        walk(run_id, 0)
     return rows
+
+
+async def missing_parents(
+    request: web.Request, experiment_id: str, found: list[dict[str, Any]], view_type: str
+) -> list[dict[str, Any]]:
+    """The parents (and their parents) of this page's child runs that are not on the page, fetched
+    by id as MLflow's UI fetches missing parents, so that a child is always shown under its parent,
+    whichever page or filter left the parent out. Same experiment and view as the page."""
+    have = {r["info"]["run_id"] for r in found}
+    fetched: list[dict[str, Any]] = []
+    wanted = {p for r in found if (p := parent_of(r)) and p not in have}
+    for _ in range(MAX_DEPTH):
+        if not wanted:
+            break
+        got = (await call(
+            request, runs.ENDPOINTS, "runs/search", experiment_ids=[experiment_id], run_view_type=view_type,
+            filter=f"attributes.run_id IN ({', '.join(literal(i) for i in sorted(wanted))})",
+            max_results=len(wanted),
+        )).get("runs", [])
+        fetched += got
+        have |= {r["info"]["run_id"] for r in got}
+        wanted = {p for r in got if (p := parent_of(r)) and p not in have}
+    return fetched
 
 
 def _columns(requested: list[str], found: list[dict[str, Any]]) -> tuple[list[tuple[str, str]], dict[str, list[str]]]:
@@ -117,7 +166,8 @@ async def runs_page(request: web.Request) -> web.StreamResponse:
         filter_error = exc.message
     run_list = found.get("runs", [])
     columns, available = _columns(state["col"], run_list)
-    rows = [(run, depth, _kinds(run)) for run, depth in nest(run_list)]
+    parents = await missing_parents(request, experiment_id, run_list, VIEWS[state["view"]]) if run_list else []
+    rows = [(run, depth, context, _kinds(run)) for run, depth, context in nest(run_list, parents)]
     return render(
         request, "runs.html", experiment=experiment, state=state, rows=rows, columns=columns,
         available=available, attributes=ATTRIBUTES, quoted=quoted, page_token=token,
