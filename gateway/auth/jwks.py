@@ -94,6 +94,11 @@ class IssuerKeys:
                 self.issuer.issuer, type(exc).__name__, exc, len(self._keys),
             )
 
+    @property
+    def has_keys(self) -> bool:
+        """Whether a usable key set was ever fetched (False: the issuer has been unreachable)."""
+        return bool(self._keys)
+
     async def key(self, kid: str | None) -> tuple[Any, tuple[str, ...]]:
         now = time.monotonic()
         stale = now - self._fetched_at > self._ttl

@@ -1,36 +1,34 @@
 """Talking to an OpenID Connect provider: discovery, the code exchange, ID-token validation.
 
 authlib builds the protocol messages (it has no aiohttp client, so its helpers are used and the
-HTTP goes through one aiohttp session); joserfc verifies ID tokens. Works with any issuer that
-publishes discovery: Google, Entra ID (a tenant's v2.0 issuer), Keycloak (a realm's issuer).
-Discovery and the key set are cached; an unknown `kid` (the provider rotated its keys) refetches
-the key set once, at most every JWKS_REFETCH_INTERVAL, so forged kids cannot make us hammer it.
+HTTP goes through one aiohttp session); PyJWT verifies ID tokens with the provider's keys, held by
+the same key cache as bearer-token issuers (`gateway.auth.jwks.IssuerKeys`: an unknown `kid`
+refetches the set at most every JWKS_REFETCH_INTERVAL, so forged kids cannot make us hammer the
+provider). Works with any issuer that publishes discovery: Google, Entra ID (a tenant's v2.0
+issuer), Keycloak (a realm's issuer).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 import logging
 import time
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
+import jwt
 from authlib.common.urls import add_params_to_uri  # type: ignore[import-untyped]
 from authlib.oauth2.rfc6749.parameters import (  # type: ignore[import-untyped]
     prepare_grant_uri,
     prepare_token_request,
 )
 from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 
+from gateway.auth.base import AuthenticationFailed
 from gateway.auth.claims import issuer_names
-from gateway.config import Config
+from gateway.auth.jwks import IssuerKeys
+from gateway.config import Config, JwtIssuer
 
 log = logging.getLogger("trackgate.auth.oidc")
 
@@ -74,8 +72,7 @@ class OIDCClient:
         self.scopes = config.oidc_scopes
         self._metadata: dict[str, Any] | None = None
         self._metadata_at = 0.0
-        self._keys: KeySet | None = None
-        self._keys_at = 0.0
+        self._keys: IssuerKeys | None = None  # made once discovery has named the jwks_uri
         self._lock = asyncio.Lock()
         self._http: aiohttp.ClientSession | None = None
 
@@ -104,21 +101,12 @@ class OIDCClient:
                     self._metadata, self._metadata_at = doc, time.monotonic()
         return self._metadata
 
-    async def _key_set(self, kid: str | None) -> KeySet:
-        jwks_uri = (await self.metadata())["jwks_uri"]
-        async with self._lock:
-            stale = self._keys is None or time.monotonic() - self._keys_at > JWKS_TTL
-            unknown = self._keys is not None and kid is not None and kid not in _kids(self._keys)
-            if stale or (unknown and time.monotonic() - self._keys_at > JWKS_REFETCH_INTERVAL):
-                doc = await self._get_json(jwks_uri)
-                try:
-                    self._keys = KeySet.import_key_set(doc)  # type: ignore[arg-type]
-                except (JoseError, ValueError, TypeError, KeyError) as exc:
-                    if self._keys is None:
-                        raise ProviderError(f"the key set of {self.issuer} cannot be read") from exc
-                    log.warning("keeping the last good key set of %s: the new one cannot be read", self.issuer)
-                self._keys_at = time.monotonic()
-        assert self._keys is not None
+    async def _key_cache(self) -> IssuerKeys:
+        if self._keys is None:
+            jwks_uri = (await self.metadata())["jwks_uri"]
+            assert self._http is not None
+            provider = JwtIssuer(self.issuer, (self.client_id,), jwks_uri=jwks_uri, allowed_subjects=("*",))
+            self._keys = IssuerKeys(provider, self._http, JWKS_TTL, min_refresh=JWKS_REFETCH_INTERVAL)
         return self._keys
 
     # -- the authorization code flow --------------------------------------------------------------
@@ -175,28 +163,31 @@ class OIDCClient:
     async def validate_id_token(self, id_token: str, nonce: str | None) -> dict[str, Any]:
         """The claims of a valid ID token: signature by the issuer's keys, iss, aud (and azp), exp,
         iat, sub and, at sign-on, the nonce we sent. Raise SignOnRefused otherwise."""
-        header = _header(id_token)
+        try:
+            header = jwt.get_unverified_header(id_token)
+        except jwt.InvalidTokenError:
+            raise SignOnRefused("The provider's ID token is malformed.") from None
         if header.get("alg") not in ID_TOKEN_ALGORITHMS:
             raise SignOnRefused("The provider's ID token is not signed with an accepted algorithm.")
-        keys = await self._key_set(header.get("kid"))
+        kid, keys = header.get("kid"), await self._key_cache()
         try:
-            token = jwt.decode(id_token, keys, algorithms=list(ID_TOKEN_ALGORITHMS))
-        except (JoseError, ValueError) as exc:
-            raise SignOnRefused("The provider's ID token does not verify.") from exc
-        claims = dict(token.claims)
-        options: dict[str, Any] = {
-            "iss": {"essential": True, "values": list(issuer_names(self.issuer))},
-            "aud": {"essential": True, "value": self.client_id},
-            "exp": {"essential": True},
-            "iat": {"essential": True},
-            "sub": {"essential": True},
-        }
-        if nonce is not None:
-            options["nonce"] = {"essential": True, "value": nonce}
+            key, key_algorithms = await keys.key(kid if isinstance(kid, str) else None)
+        except AuthenticationFailed:
+            if not keys.has_keys:
+                raise ProviderError(f"the key set of {self.issuer} cannot be read") from None
+            raise SignOnRefused("The provider's ID token is signed by a key it does not publish.") from None
         try:
-            jwt.JWTClaimsRegistry(leeway=LEEWAY, **options).validate(claims)
-        except JoseError as exc:
-            raise SignOnRefused(f"The provider's ID token is not valid here ({exc.description}).") from exc
+            claims: dict[str, Any] = jwt.decode(
+                id_token, key, algorithms=[a for a in key_algorithms if a in ID_TOKEN_ALGORITHMS],
+                audience=self.client_id, issuer=list(issuer_names(self.issuer)), leeway=LEEWAY,
+                options={"require": ["iss", "aud", "exp", "iat", "sub"]},
+            )
+        except jwt.InvalidSignatureError:
+            raise SignOnRefused("The provider's ID token does not verify.") from None
+        except jwt.InvalidTokenError as exc:
+            raise SignOnRefused(f"The provider's ID token is not valid here ({exc}).") from None
+        if nonce is not None and claims.get("nonce") != nonce:
+            raise SignOnRefused("The provider's ID token is not valid here (its nonce is not the one sent).")
         audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
         if len(audiences) > 1 and claims.get("azp") != self.client_id:
             raise SignOnRefused("The provider's ID token was issued to another client.")
@@ -229,18 +220,3 @@ class OIDCClient:
         if not isinstance(doc, dict):
             raise ProviderError(f"{url} is not a JSON object")
         return doc
-
-
-def _header(token: str) -> dict[str, Any]:
-    try:
-        segment = token.split(".", 1)[0]
-        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, binascii.Error) as exc:
-        raise SignOnRefused("The provider's ID token is malformed.") from exc
-    if not isinstance(header, dict):
-        raise SignOnRefused("The provider's ID token is malformed.")
-    return header
-
-
-def _kids(keys: KeySet) -> set[str]:
-    return {str(k.kid) for k in keys.keys if k.kid}

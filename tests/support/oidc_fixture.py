@@ -22,7 +22,8 @@ from urllib.parse import urljoin
 
 import pytest
 import requests
-from joserfc.jwk import RSAKey
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 
 from tests.services import free_port, missing
 
@@ -43,6 +44,9 @@ class OIDCProvider:
     rp_ports: list[int] = field(default_factory=list)
     client_id: str = CLIENT_ID
     client_secret: str = CLIENT_SECRET
+    # The provider's own signing key, so tests can forge ID tokens exactly as it would sign them.
+    signing_key: rsa.RSAPrivateKey | None = None
+    signing_kid: str = ""
 
     def rp_url(self, replica: int = 0) -> str:
         """Base URL of gateway replica `replica`, whose callback the provider has registered."""
@@ -137,7 +141,9 @@ def running_provider(workdir: Path, rp_ports: list[int]) -> Iterator[OIDCProvide
         missing("oidc-provider (run: npm ci --prefix tests/support/oidc)")
     port = free_port()
     # A signing key of our own rather than the fixed development key the package ships.
-    key = RSAKey.generate_key(2048, parameters={"kid": f"test-{port}"}, private=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    kid = f"test-{port}"
+    jwk = {**RSAAlgorithm.to_jwk(key, as_dict=True), "kid": kid, "use": "sig", "alg": "RS256"}
     env = {
         **os.environ,
         "OP_PORT": str(port),
@@ -146,13 +152,14 @@ def running_provider(workdir: Path, rp_ports: list[int]) -> Iterator[OIDCProvide
             f"http://127.0.0.1:{p}{prefix}/oauth2/callback" for p in rp_ports for prefix in ("", STATIC_PREFIX)
         ),
         "RP_LOGOUTS": ",".join(f"http://127.0.0.1:{p}/" for p in rp_ports),
-        "OP_JWKS": json.dumps({"keys": [key.as_dict(private=True)]}),
+        "OP_JWKS": json.dumps({"keys": [jwk]}),
     }
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"op-{port}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([node, "op.mjs"], cwd=OP_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
-    provider = OIDCProvider(f"http://127.0.0.1:{port}", process, log_path, list(rp_ports))
+    provider = OIDCProvider(f"http://127.0.0.1:{port}", process, log_path, list(rp_ports), signing_key=key,
+                            signing_kid=kid)
     try:
         _wait_ready(provider)
         yield provider
