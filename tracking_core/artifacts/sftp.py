@@ -10,11 +10,18 @@ trackgate's own preference (AES-GCM first), not ~/.ssh/config's.
 One SSH connection per (host, port, user) is shared by every request (SFTP multiplexes requests
 on one channel); it is reopened when it drops. Uploads are written to a temporary name and
 moved over the target with OpenSSH's posix-rename, see filetrees.py.
+
+Bytes move in SFTP requests of the server's largest size (its limits@openssh.com answer, 255 KiB
+for OpenSSH), up to IN_FLIGHT of them outstanding at once in each direction, as OpenSSH's `sftp`
+pipelines its own: a file is one stream of requests rather than one round trip per chunk.
+Requests are made one by one (files opened with block_size=0): asyncssh's own parallel reader
+would reassemble each chunk into a fresh buffer, two copies per byte.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import stat as st
 from collections.abc import AsyncIterable, AsyncIterator
@@ -23,7 +30,6 @@ from urllib.parse import unquote, urlparse
 
 from tracking_core.artifacts.filetrees import FileSession, FileTreeRepository, StoreUnavailable
 from tracking_core.artifacts.repository import (
-    CHUNK_SIZE,
     ArtifactRepository,
     Backend,
     Entry,
@@ -41,12 +47,19 @@ ENCRYPTION_PREFERENCE = [
     "aes192-ctr",
     "aes128-ctr",
 ]
+IN_FLIGHT = 16  # requests outstanding per transfer: 16 x 255 KiB, about 4 MiB of memory
+WINDOW = 8 * 1024 * 1024  # the SSH channel's receive window: room for every request in flight
 
 
 def _stat(attrs: Any) -> Stat:
     if attrs.permissions is not None and st.S_ISDIR(attrs.permissions):
         return Stat(is_dir=True)
     return Stat(is_dir=False, size=attrs.size or 0)
+
+
+def _limit(sftp: Any, name: str) -> int:
+    """The server's largest read or write request (limits@openssh.com), else SFTP's safe 16 KiB."""
+    return getattr(getattr(sftp, "limits", None), name, 0) or 16 * 1024
 
 
 class SftpSession(FileSession):
@@ -81,11 +94,25 @@ class SftpSession(FileSession):
                 raise
 
     async def write(self, path: str, chunks: AsyncIterable[bytes]) -> int:
+        block = _limit(self.sftp, "max_write_len")
         size = 0
-        async with self.sftp.open(path, "wb") as f:
-            async for chunk in chunks:
-                await f.write(chunk, size)
-                size += len(chunk)
+        pending: collections.deque[asyncio.Future[None]] = collections.deque()
+        async with self.sftp.open(path, "wb", block_size=0) as f:
+            try:
+                async for chunk in chunks:
+                    for at in range(0, len(chunk), block):
+                        while len(pending) >= IN_FLIGHT:
+                            await pending.popleft()
+                        # bytes(): the request may be sent after the producer reuses its buffer.
+                        piece = bytes(chunk[at : at + block])
+                        pending.append(asyncio.ensure_future(f.write(piece, size)))
+                        size += len(piece)
+                while pending:
+                    await pending.popleft()
+            finally:
+                for waiting in pending:
+                    waiting.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
         return size
 
     async def replace(self, source: str, target: str) -> None:
@@ -101,14 +128,33 @@ class SftpSession(FileSession):
         await self.sftp.rename(source, target)
 
     async def read(self, path: str, start: int, length: int) -> AsyncIterator[bytes]:
-        async with self.sftp.open(path, "rb") as f:
+        block = _limit(self.sftp, "max_read_len")
+        pending: collections.deque[tuple[int, int, asyncio.Future[bytes]]] = collections.deque()
+        async with self.sftp.open(path, "rb", block_size=0) as f:
             offset, end = start, start + length
-            while offset < end:
-                block = await f.read(min(CHUNK_SIZE, end - offset), offset)
-                if not block:
-                    break
-                offset += len(block)
-                yield block
+            try:
+                while offset < end or pending:
+                    while offset < end and len(pending) < IN_FLIGHT:
+                        n = min(block, end - offset)
+                        pending.append((offset, n, asyncio.ensure_future(f.read(n, offset))))
+                        offset += n
+                    at, wanted, waiting = pending.popleft()
+                    data = await waiting
+                    while True:
+                        if not data:
+                            # The file shrank since its size was read. Never a short file that
+                            # looks complete: the response announced its length.
+                            raise ConnectionResetError(f"{path} ended {end - at} bytes early")
+                        yield data
+                        if len(data) >= wanted:
+                            break
+                        # A short answer (a server with a smaller limit): read the rest in place.
+                        at, wanted = at + len(data), wanted - len(data)
+                        data = await f.read(wanted, at)
+            finally:
+                for _, _, waiting in pending:
+                    waiting.cancel()
+                await asyncio.gather(*(w for _, _, w in pending), return_exceptions=True)
 
     async def remove_file(self, path: str) -> None:
         import asyncssh
@@ -158,6 +204,7 @@ class SftpBackend(Backend):
             # AES-GCM first (AES-NI through OpenSSL): asyncssh's chacha20-poly1305, its default
             # first choice, wrote at about half the speed here. Servers lacking it negotiate on.
             "encryption_algs": ENCRYPTION_PREFERENCE,
+            "window": WINDOW,
         }
         if port is not None:
             options["port"] = port
