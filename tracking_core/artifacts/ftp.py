@@ -4,11 +4,15 @@ SSL_CERT_FILE). The path is absolute on the server, as MLflow's FTP repository r
 
 One FTP login per operation (FTP is one transfer per control connection, so concurrent requests
 cannot share one); passive mode (EPSV, then PASV). Uploads are written to a temporary name and
-renamed over the target (RNFR/RNTO), see filetrees.py.
+renamed over the target (RNFR/RNTO), see filetrees.py. Downloads are received straight into
+CHUNK_SIZE buffers (_Receiver), not through aioftp's stream, whose 64 KiB reader and per-read
+timeout task cost more CPU than the bytes themselves on a fast link.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator
@@ -27,12 +31,91 @@ from tracking_core.artifacts.repository import (
 from tracking_core.errors import invalid
 
 DIR_TYPES = ("dir", "cdir", "pdir")
+IDLE_TIMEOUT = 300.0  # a data connection that sends nothing for this long is given up
+READ_AHEAD = 2  # full buffers a download may hold before it stops reading the data connection
 
 
 def _missing(exc: Exception) -> bool:
     """A 55x answer: no such file or directory (or not accessible), as opposed to a broken link."""
     codes = getattr(exc, "received_codes", ())
     return bool(codes) and str(codes[-1]).startswith("55")
+
+
+class _Receiver(asyncio.BufferedProtocol):
+    """The bytes of one data connection, received into buffers of CHUNK_SIZE (or what is left of
+    `length`) that are handed to the reader whole: no copy between the socket and the response.
+    Reading pauses while READ_AHEAD buffers wait, and stops once `length` bytes have arrived."""
+
+    def __init__(self, transport: asyncio.BaseTransport, length: int) -> None:
+        self.transport: Any = transport
+        self.left = length
+        self.ready: collections.deque[bytearray] = collections.deque()
+        self.buffer: bytearray | None = None
+        self.filled = 0
+        self.ended = False
+        self.error: BaseException | None = None
+        self.paused = False
+        self.waiter: asyncio.Future[None] | None = None
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self.buffer is None:
+            self.buffer, self.filled = bytearray(min(CHUNK_SIZE, self.left)), 0
+        return memoryview(self.buffer)[self.filled :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        assert self.buffer is not None
+        self.filled += nbytes
+        if self.filled < len(self.buffer):
+            return
+        self.ready.append(self.buffer)
+        self.left -= self.filled
+        self.buffer = None
+        if self.left <= 0:
+            self.ended = True
+        if self.ended or len(self.ready) >= READ_AHEAD:
+            self.transport.pause_reading()
+            self.paused = True
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._end(None)
+        return False
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._end(exc)
+
+    def _end(self, exc: BaseException | None) -> None:
+        if not self.ended:
+            if self.buffer is not None and self.filled:
+                self.ready.append(self.buffer[: self.filled])
+                self.left -= self.filled
+            if exc is None and self.left > 0:
+                # Never a short file that looks complete: the response announced its length.
+                exc = ConnectionResetError(f"the FTP data connection ended {self.left} bytes early")
+            self.ended, self.error = True, exc
+        self.buffer = None
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        while True:
+            if self.ready:
+                block = self.ready.popleft()
+                if self.paused and not self.ended:
+                    self.paused = False
+                    self.transport.resume_reading()
+                yield block  # type: ignore[misc]  # a bytearray, handed over
+            elif self.ended:
+                if self.error is not None:
+                    raise self.error
+                return
+            else:
+                self.waiter = asyncio.get_running_loop().create_future()
+                async with asyncio.timeout(IDLE_TIMEOUT):
+                    await self.waiter
 
 
 class FtpSession(FileSession):
@@ -92,19 +175,21 @@ class FtpSession(FileSession):
             await self.client.rename(source, target)
 
     async def read(self, path: str, start: int, length: int) -> AsyncIterator[bytes]:
-        stream = await self.client.download_stream(path, offset=start)
-        remaining = length
+        # aioftp's get_stream, with the data connection's protocol swapped before RETR: no byte
+        # has arrived yet, and every byte then lands in _Receiver's buffers.
+        _, writer = await self.client.get_passive_connection("I")
+        receiver = _Receiver(writer.transport, length)
+        writer.transport.set_protocol(receiver)
         try:
-            while remaining > 0:
-                block = await stream.read(min(CHUNK_SIZE, remaining))
-                if not block:
-                    break
-                remaining -= len(block)
+            if start:
+                await self.client.command("REST " + str(start), "350")
+            await self.client.command("RETR " + path, "1xx")
+            async for block in receiver.chunks():
                 yield block
         finally:
             # Closing the data connection ends a ranged read early; the control connection
             # is closed with the session, so no ABOR dance is needed.
-            stream.close()
+            writer.close()
 
     async def remove_file(self, path: str) -> None:
         import aioftp
