@@ -599,10 +599,16 @@ def _validate_sso(v: dict[str, Any]) -> list[str]:
     return problems
 
 
+def decode_cookie_secret(text: str) -> bytes:
+    """The bytes of a cookie secret (base64, standard or URL-safe alphabet, padding optional)."""
+    text = text.strip().replace("+", "-").replace("/", "_")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
 def cookie_secret_problems(text: str) -> list[str]:
-    """The cookie secret must decode (base64, standard or URL-safe) to exactly 32 bytes."""
+    """The cookie secret must decode to exactly 32 bytes."""
     try:
-        raw = base64.urlsafe_b64decode(text.replace("+", "-").replace("/", "_") + "=" * (-len(text) % 4))
+        raw = decode_cookie_secret(text)
     except (ValueError, binascii.Error):
         raw = b""
     if len(raw) != 32:

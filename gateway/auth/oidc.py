@@ -31,11 +31,10 @@ from gateway.auth.session import (
     CookieTooLarge,
     SessionAuthenticator,
     SessionCookies,
-    decode_secret,
     write_pending,
 )
 from gateway.auth.stored_secrets import get_or_create
-from gateway.config import Config
+from gateway.config import Config, decode_cookie_secret
 from gateway.errors import mlflow_error
 
 log = logging.getLogger("trackgate.auth.oidc")
@@ -62,12 +61,12 @@ class SSO:
 async def cookie_secret(config: Config, engine: AsyncEngine | None) -> bytes:
     """The configured cookie secret, else the one generated once and kept in the database."""
     if config.cookie_secret is not None:
-        return decode_secret(config.cookie_secret.reveal())
+        return decode_cookie_secret(config.cookie_secret.reveal())
 
     def generate() -> str:
         return base64.b64encode(secrets.token_bytes(32)).decode()
 
-    return decode_secret(await get_or_create(engine, COOKIE_SECRET_NAME, generate))
+    return decode_cookie_secret(await get_or_create(engine, COOKIE_SECRET_NAME, generate))
 
 
 @contextlib.asynccontextmanager

@@ -52,12 +52,6 @@ def _derive(secret: bytes, purpose: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"trackgate " + purpose).derive(secret)
 
 
-def decode_secret(text: str) -> bytes:
-    """The 32 bytes of a configured cookie secret (base64, standard or URL-safe alphabet)."""
-    text = text.strip().replace("+", "-").replace("/", "_")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class SessionCookies:
     """Reads and writes the session cookie and the short-lived sign-in cookies."""
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from gateway.auth.session import SESSION_COOKIE, decode_secret, mint_session_cookie
+from gateway.auth.session import SESSION_COOKIE, mint_session_cookie
+from gateway.config import decode_cookie_secret
 from tests.server_process import RunningServer, trackgate_server
 from tests.support.oidc_fixture import OIDCProvider, oidc_provider
 from tests.ui.browser import chromium, log_in_at_provider
@@ -59,7 +60,7 @@ def stored_secret(server: RunningServer) -> bytes:
     uri = next(a for a in server.process.args if str(a).startswith("sqlite:///"))  # type: ignore[union-attr]
     with sqlite3.connect(str(uri)[len("sqlite:///") :]) as db:
         (value,) = db.execute("SELECT value FROM gateway_secrets WHERE name = 'session_cookie_secret'").fetchone()
-    return decode_secret(value)
+    return decode_cookie_secret(value)
 
 
 def put_session_cookie(page: Any, value: str, url: str) -> None:
