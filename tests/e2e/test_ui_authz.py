@@ -51,6 +51,9 @@ def test_pages_show_only_what_the_user_may_read(chromium: Any, ui_server: Runnin
     assert refused is not None and refused.status == 403
     assert "PERMISSION_DENIED" in bob.inner_text("main")
     bob.screenshot(path=str(tmp_path / "refused.png"), full_page=True)
+    keys = bob.request.get(base + experiment_path + "/keys")  # the column picker's keys: the same check
+    assert keys.status == 403 and keys.json()["error_code"] == "PERMISSION_DENIED"
+    assert alice.request.get(base + experiment_path + "/keys").json() == {"params": [], "metrics": [], "tags": []}
     forged = bob.request.post(base + experiment_path + "/delete", headers={"Origin": base})
     assert forged.status == 403  # same origin, but Bob may not delete it
     alice.goto(base + "/")

@@ -121,6 +121,30 @@ def test_runs_table_filter_sort_and_pages(watched: Watched, logged: Logged, tmp_
     assert names[0] == "sweep-00"
 
 
+def test_column_picker_offers_keys_of_every_run(watched: Watched, logged: Logged, tmp_path: Path) -> None:
+    """Page 1 (25 sweep runs) has no `loss` metric; the parent and child on page 2 do. The picker
+    offers it anyway (fetched when opened), and the chosen column stays in the URL on the next page."""
+    base = f"/experiments/{logged.experiment_id}?max_results=25"
+    page = visit(watched, base, tmp_path, "picker-closed")
+    assert page.locator("#column-picker input[value='metrics.loss']").count() == 0
+    page.click("#column-picker summary")
+    page.wait_for_selector("#column-picker[data-complete]")
+    page.screenshot(path=str(tmp_path / "picker-open.png"), full_page=True)
+    page.check("#column-picker input[value='metrics.loss']")
+    page.click("#column-picker button[type=submit]")
+    page.wait_for_url("**col=metrics.loss**")
+    page.click("a[rel=next]")
+    assert "col=metrics.loss" in page.url
+    assert page.locator("#runs thead th[title='metrics.loss']").count() == 1
+    cells = page.locator(f"tr[data-run-id='{logged.parent}'] td.metrics").all_inner_texts()
+    assert f"{1.0 / STEPS:.6g}" in cells  # the parent's last loss
+    watched.check_clean()
+    # Without a script: `keys=all` renders the same keys on the page.
+    page = visit(watched, base + "&keys=all", tmp_path, "picker-all-keys")
+    assert page.locator("#column-picker input[value='metrics.loss']").count() == 1
+    assert page.locator("#column-picker input[value='params.lr']").count() == 1
+
+
 def test_nested_run_follows_its_parent(watched: Watched, logged: Logged, tmp_path: Path) -> None:
     page = visit(watched, f"/experiments/{logged.experiment_id}?filter=" + quote("params.layers = '3'")
                  + "&order_by=" + quote("attributes.run_name ASC"), tmp_path, "nested")

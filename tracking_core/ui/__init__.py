@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tracking_core.ui import compare, experiments, models, run_page, runs_table
+from tracking_core.ui import compare, experiments, keys, models, run_page, runs_table
 from tracking_core.ui.render import STATIC, TEMPLATES, environment
 
 
@@ -17,6 +17,7 @@ def add_routes(app: web.Application, prefix: str) -> None:
     app[TEMPLATES] = environment()
     experiments.add_routes(app, prefix)
     runs_table.add_routes(app, prefix)
+    keys.add_routes(app, prefix)
     run_page.add_routes(app, prefix)
     compare.add_routes(app, prefix)
     models.add_routes(app, prefix)

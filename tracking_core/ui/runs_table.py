@@ -14,6 +14,7 @@ from aiohttp import web
 from tracking_core.api import experiments, runs
 from tracking_core.errors import MlflowError
 from tracking_core.ui.calls import VIEWS, call, literal
+from tracking_core.ui.keys import experiment_keys
 from tracking_core.ui.render import page, render
 
 PAGE_SIZES = (25, 100, 500)
@@ -111,13 +112,16 @@ async def missing_parents(
     return fetched
 
 
-def _columns(requested: list[str], found: list[dict[str, Any]]) -> tuple[list[tuple[str, str]], dict[str, list[str]]]:
-    """The chosen (kind, key) columns, and every key of each kind seen on this page (the picker)."""
+def _columns(
+    requested: list[str], found: list[dict[str, Any]], everywhere: dict[str, list[str]] | None = None
+) -> tuple[list[tuple[str, str]], dict[str, list[str]]]:
+    """The chosen (kind, key) columns, and the picker's keys: those of the whole experiment when
+    `everywhere` has them, else every key of each kind seen on this page."""
     seen: dict[str, dict[str, None]] = {"params": {}, "metrics": {}, "tags": {}}
     for run in found:
         for kind, values in _kinds(run).items():
             seen[kind].update(dict.fromkeys(values))
-    available = {kind: sorted(keys) for kind, keys in seen.items()}
+    available = everywhere or {kind: sorted(keys) for kind, keys in seen.items()}
     available["tags"] = [k for k in available["tags"] if not k.startswith("mlflow.")]
     chosen = []
     for col in requested:
@@ -165,12 +169,14 @@ async def runs_page(request: web.Request) -> web.StreamResponse:
     except MlflowError as exc:
         filter_error = exc.message
     run_list = found.get("runs", [])
-    columns, available = _columns(state["col"], run_list)
+    all_keys = q.get("keys") == "all"
+    everywhere = await experiment_keys(request, experiment_id, state["view"]) if all_keys else None
+    columns, available = _columns(state["col"], run_list, everywhere)
     parents = await missing_parents(request, experiment_id, run_list, VIEWS[state["view"]]) if run_list else []
     rows = [(run, depth, context, _kinds(run)) for run, depth, context in nest(run_list, parents)]
     return render(
         request, "runs.html", experiment=experiment, state=state, rows=rows, columns=columns,
-        available=available, attributes=ATTRIBUTES, quoted=quoted, page_token=token,
+        available=available, all_keys=all_keys, attributes=ATTRIBUTES, quoted=quoted, page_token=token,
         next_page_token=found.get("next_page_token"), filter_error=filter_error, page_sizes=PAGE_SIZES,
         status=400 if filter_error else 200,
     )

@@ -104,5 +104,42 @@ function setupTableKeys(table) {
   });
 }
 
+// The column picker lists the keys of the runs on the page; opened, it asks for the keys of every
+// run of the experiment and adds the missing ones (the server's `?keys=all` without a script).
+function setupColumnPicker(details) {
+  details.addEventListener("toggle", async () => {
+    if (!details.open || details.hasAttribute("data-complete") || details.dataset.loading) return;
+    details.dataset.loading = "1";
+    const scope = details.querySelector("#keys-scope");
+    try {
+      const response = await fetch(details.dataset.keys, { credentials: "same-origin", headers: { Accept: "application/json" } });
+      const body = await response.json();
+      if (!response.ok) throw new Error(body.message || `HTTP ${response.status}`);
+      for (const fieldset of details.querySelectorAll("fieldset[data-kind]")) {
+        const kind = fieldset.dataset.kind;
+        const have = new Set([...fieldset.querySelectorAll("input[name=col]")].map((c) => c.value));
+        const keys = body[kind] || [];
+        if (keys.length) fieldset.querySelectorAll("span.muted").forEach((n) => n.remove());
+        for (const key of keys) {
+          const value = `${kind}.${key}`;
+          if (have.has(value)) continue;
+          const label = document.createElement("label");
+          const box = document.createElement("input");
+          box.type = "checkbox"; box.name = "col"; box.value = value;
+          label.append(box, ` ${key}`);
+          fieldset.append(label);
+        }
+      }
+      scope.textContent = "Keys of every run of the experiment.";
+      details.setAttribute("data-complete", "");
+    } catch (err) {
+      scope.textContent = `Keys of the runs on this page (could not load the others: ${err.message})`;
+    } finally {
+      delete details.dataset.loading;
+    }
+  });
+}
+
 document.querySelectorAll(".chart[data-runs]").forEach(setupChart);
+document.querySelectorAll("details[data-keys]").forEach(setupColumnPicker);
 document.querySelectorAll("table.runs, table#experiments").forEach(setupTableKeys);
