@@ -236,6 +236,65 @@ def measure(base: str, experiment_id: str, long_id: str, rounds: int, expected_r
     }
 
 
+async def paging(workdir: Path, runs: int, page_size: int = 500) -> dict[str, Any]:
+    """Every page of an experiment of `runs` runs through the runs table (HTML over HTTP, following
+    each page's "Next page" link): seconds per page, first and last, and that every run was shown
+    once. The runs are written straight into trackgate's tables (bare rows: populating 100,000 runs
+    through the API would take longer than the measurement is worth)."""
+    import html
+    import re
+
+    import aiohttp
+    import sqlalchemy as sa
+
+    from tracking_core.store import tables
+
+    db = workdir / "tg.db"
+    server = ServerProcess(TRACKGATE, workdir)
+    await server.start()
+    try:
+        async with Client(server.base_url) as c:
+            experiment_id = (await c.call("POST", "experiments/create", {"name": "paging"}))[0]["experiment_id"]
+    finally:
+        server.stop()
+    now = int(time.time() * 1000)
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.execute(tables.runs.insert(), [
+            {"run_id": f"{n:032x}", "experiment_id": int(experiment_id), "name": f"p{n:06d}", "user_id": "bench",
+             "status": "FINISHED", "start_time": now + n, "end_time": now + n + 1000, "lifecycle_stage": "active",
+             "artifact_uri": f"file:///tmp/paging/{n:032x}"}
+            for n in range(runs)
+        ])  # fmt: skip
+    engine.dispose()
+    next_link = re.compile(r'<a rel="next" href="([^"]+)"')
+    row = re.compile(r'<tr data-run-id="([0-9a-f]+)"')
+    server = ServerProcess(TRACKGATE, workdir)
+    await server.start()
+    seconds: list[float] = []
+    seen: set[str] = set()
+    shown = 0
+    try:
+        async with aiohttp.ClientSession() as session:
+            url: str | None = f"{server.base_url}/experiments/{experiment_id}?max_results={page_size}"
+            while url:
+                started = time.perf_counter()
+                async with session.get(url, headers={"Accept-Encoding": "gzip"}) as response:
+                    assert response.status == 200, response.status
+                    text = await response.text()
+                seconds.append(time.perf_counter() - started)
+                ids = row.findall(text)
+                shown += len(ids)
+                seen.update(ids)
+                found = next_link.search(text)
+                url = f"{server.base_url}/experiments/{experiment_id}{html.unescape(found.group(1))}" if found else None
+    finally:
+        server.stop()
+    assert shown == len(seen) == runs, (shown, len(seen), runs)
+    return {"runs": runs, "page_size": page_size, "pages": len(seconds), "first_page_s": seconds[0],
+            "last_page_s": seconds[-1], "median_page_s": statistics.median(seconds), "max_page_s": max(seconds)}
+
+
 async def measured(spec: ServerSpec, workdir: Path, fn: Any, *args: Any) -> dict[str, Any]:
     """`fn(base_url, *args)` in a thread against a server of `spec` started in `workdir`, alone."""
     server = ServerProcess(spec, workdir)
@@ -261,11 +320,17 @@ async def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--mlflow", action="store_true", help="also time `mlflow server`'s UI on the same data")
     ap.add_argument("--workdir", type=Path, help="keep the databases here; a second run reuses them (no populating)")
+    ap.add_argument("--paging", type=int, metavar="RUNS", help="only page through an experiment of RUNS runs")
     ap.add_argument("--populate-only", action="store_true", help="fill the databases in --workdir, measure nothing")
     ap.add_argument("--no-save", action="store_true", help="do not write bench/results/ui-<timestamp>.json")
     args = ap.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-ui-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    if args.paging:
+        before = load()
+        figures = await paging(Path(tempfile.mkdtemp(prefix="paging-", dir=workdir)), args.paging)
+        print(json.dumps({**figures, "load_before": before, "load_after": load()}, indent=2))
+        return
     ids_file = workdir / "ids.json"
     sizes = {"runs": args.runs, "params": args.params, "metrics": args.metrics, "points": args.points}
     if ids_file.exists():
