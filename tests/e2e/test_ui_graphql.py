@@ -77,3 +77,32 @@ def test_limits_and_errors(server: RunningServer) -> None:
     assert gql(server, "query { nope }")["errors"]
     batched = requests.post(server.url + "/graphql", json=[{"query": "query { test { output } }"}], timeout=10)
     assert batched.status_code == 400
+
+
+def test_schema_has_every_type_field_and_value_of_mlflows() -> None:
+    """Any query MLflow's UI (of the installed mlflow) can send validates against ours: every type,
+    field (with its type), argument and enum value of MLflow's schema is in trackgate's."""
+    import graphql
+    from mlflow.server.graphql.graphql_schema_extensions import schema as mlflow_schema
+
+    from tracking_core.api.graphql_schema import SDL
+
+    theirs, ours = graphql.build_schema(str(mlflow_schema)), graphql.build_schema(SDL)
+    missing = []
+    for name, kind in theirs.type_map.items():
+        if name.startswith("__"):
+            continue
+        mine = ours.type_map.get(name)
+        if mine is None or type(mine) is not type(kind):
+            missing.append(name)
+            continue
+        for field_name, field in getattr(kind, "fields", {}).items():
+            have = mine.fields.get(field_name)  # type: ignore[union-attr]
+            if have is None or str(have.type) != str(field.type):
+                missing.append(f"{name}.{field_name}: {field.type}")
+                continue
+            for arg, spec in getattr(field, "args", {}).items():
+                if arg not in have.args or str(have.args[arg].type) != str(spec.type):
+                    missing.append(f"{name}.{field_name}({arg}: {spec.type})")
+        missing += [f"{name}.{v}" for v in getattr(kind, "values", {}) if v not in mine.values]  # type: ignore[union-attr]
+    assert not missing, missing

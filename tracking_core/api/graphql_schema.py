@@ -38,7 +38,8 @@ input MlflowGetExperimentInput { experimentId: String }
 type MlflowGetExperimentResponse { experiment: MlflowExperiment, apiError: ApiError }
 type MlflowExperiment {
   experimentId: String, name: String, artifactLocation: String, lifecycleStage: String,
-  lastUpdateTime: LongString, creationTime: LongString, tags: [MlflowExperimentTag!], workspace: String
+  lastUpdateTime: LongString, creationTime: LongString, tags: [MlflowExperimentTag!], workspace: String,
+  effectiveTraceArchivalRetention: String
 }
 type MlflowExperimentTag { key: String, value: String }
 
@@ -77,7 +78,24 @@ type MlflowModelOutput { modelId: String, step: LongString }
 type MlflowModelVersion {
   name: String, version: String, creationTimestamp: LongString, lastUpdatedTimestamp: LongString, userId: String,
   currentStage: String, description: String, source: String, runId: String, status: MlflowModelVersionStatus,
-  statusMessage: String, tags: [MlflowModelVersionTag!], runLink: String, aliases: [String], modelId: String
+  statusMessage: String, tags: [MlflowModelVersionTag!], runLink: String, aliases: [String], modelId: String,
+  modelParams: [MlflowModelParam!], modelMetrics: [MlflowModelMetric!],
+  deploymentJobState: MlflowModelVersionDeploymentJobState
+}
+type MlflowModelParam { name: String, value: String }
+type MlflowModelMetric {
+  key: String, value: Float, timestamp: LongString, step: LongString, datasetName: String, datasetDigest: String,
+  modelId: String, runId: String
+}
+type MlflowModelVersionDeploymentJobState {
+  jobId: String, runId: String, jobState: MlflowDeploymentJobConnectionState,
+  runState: MlflowModelVersionDeploymentJobStateDeploymentJobRunState, currentTaskName: String
+}
+enum MlflowDeploymentJobConnectionState {
+  DEPLOYMENT_JOB_CONNECTION_STATE_UNSPECIFIED NOT_SET_UP CONNECTED NOT_FOUND REQUIRED_PARAMETERS_CHANGED
+}
+enum MlflowModelVersionDeploymentJobStateDeploymentJobRunState {
+  DEPLOYMENT_JOB_RUN_STATE_UNSPECIFIED NO_VALID_DEPLOYMENT_JOB_FOUND RUNNING SUCCEEDED FAILED PENDING APPROVAL
 }
 enum MlflowModelVersionStatus { PENDING_REGISTRATION FAILED_REGISTRATION READY }
 type MlflowModelVersionTag { key: String, value: String }
