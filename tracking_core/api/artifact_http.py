@@ -7,9 +7,11 @@ as bytes keep moving.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import mimetypes
 import re
+import socket
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
@@ -22,6 +24,11 @@ from tracking_core.errors import invalid
 log = logging.getLogger("trackgate.artifacts")
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# The send buffer of a Unix-socket connection (the gateway's) carrying a large download. The
+# default (about 208 KiB) takes a 1 MiB chunk in five sends and event-loop turns on each side;
+# 4 MiB (the usual net.core.wmem_max, which caps it) moved 512 MiB with about a third less CPU in
+# core and gateway and twice the speed (bench/bench_stores.py). TCP keeps its own autotuning.
+_UNIX_SEND_BUFFER = 4 * 1024 * 1024
 # Names MLflow writes without a telling extension, which browsers should still show as text.
 _TEXT_NAMES = {"MLmodel", "MLproject", "Dockerfile", "LICENSE", "requirements.txt", "conda.yaml"}
 _TEXT_SUFFIXES = (".log", ".yaml", ".yml", ".md", ".txt", ".py", ".cfg", ".ini", ".toml", ".csv", ".tsv")
@@ -90,6 +97,13 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1)
 
 
+def _widen_unix_send_buffer(request: web.Request) -> None:
+    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+    if getattr(sock, "family", None) == socket.AF_UNIX:
+        with contextlib.suppress(OSError):  # only a speed-up
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _UNIX_SEND_BUFFER)
+
+
 async def send_file(
     request: web.Request, repo: ArtifactRepository, path: str, name: str
 ) -> web.StreamResponse:
@@ -130,6 +144,8 @@ async def send_file(
         await response.prepare(request)
         return response
     download = await repo.download(path, start, end)
+    if response.content_length > CHUNK_SIZE:
+        _widen_unix_send_buffer(request)
     try:
         await response.prepare(request)
         async for chunk in download.chunks:
