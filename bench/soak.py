@@ -2,9 +2,10 @@
 
     python -m bench.soak --minutes 30 [--clients 8] [--backend-uri postgresql://...] [--out soak.json]
 
-Not part of CI. Every 10 s it samples the server's process tree (PSS memory, open files) and, on
+Not part of CI. Every 10 s it samples the server's process tree (PSS and private memory, open files) and, on
 PostgreSQL, the database's connections; at the end it prints requests per second, latency
-percentiles, the error count (any non-2xx), and the first and last samples, which should be flat.
+percentiles and requests per second held in each 10-minute window, the error count (any non-2xx), and
+the first and last samples, which should be flat.
 """
 
 from __future__ import annotations
@@ -53,13 +54,19 @@ async def _db_connections(uri: str | None) -> int | None:
         await conn.close()
 
 
+def _private_kib(rollup: dict[str, int]) -> int:
+    return rollup.get("Private_Clean", 0) + rollup.get("Private_Dirty", 0)
+
+
 class Stats:
     def __init__(self) -> None:
         self.latencies: list[float] = []
+        self.finished: list[float] = []  # monotonic time each request ended, for the held-rate windows
         self.errors: dict[str, int] = {}
 
     def add(self, what: str, status: int, seconds: float) -> None:
         self.latencies.append(seconds)
+        self.finished.append(time.monotonic())
         if not 200 <= status < 300:
             key = f"{what} {status}"
             self.errors[key] = self.errors.get(key, 0) + 1
@@ -100,6 +107,21 @@ async def _client(n: int, base: str, experiment_id: str, stats: Stats, stop: asy
             step += 1
 
 
+def held_windows(stats: Stats, started: float, elapsed: float, minutes: float) -> list[dict[str, Any]]:
+    """Requests per second and p99 over each whole `minutes`-long window of the run (the rate the
+    server held, window by window, not just the overall mean)."""
+    width = minutes * 60
+    windows = []
+    for k in range(int(elapsed // width)):
+        low, high = started + k * width, started + (k + 1) * width
+        inside = [lat for lat, end in zip(stats.latencies, stats.finished, strict=True) if low <= end < high]
+        if inside:
+            windows.append({"from_min": round(k * minutes), "to_min": round((k + 1) * minutes),
+                            "requests_per_second": round(len(inside) / width, 1),
+                            "p99_ms": round(percentile(inside, 99) * 1000, 1)})
+    return windows
+
+
 async def soak(minutes: float, clients: int, backend_uri: str | None, workdir: Path) -> dict[str, Any]:
     db = backend_uri or f"sqlite:///{workdir}/soak.db"
     made = subprocess.run([sys.executable, "-m", "gateway.cli", "users", "create", USER, "--admin",
@@ -125,6 +147,9 @@ async def soak(minutes: float, clients: int, backend_uri: str | None, workdir: P
                 "t": round(time.monotonic() - started),
                 "requests": len(stats.latencies),
                 "pss_mib": round(sum(smaps_rollup(p).get("Pss", 0) for p in pids) / 1024, 1),
+                # Private pages only: PSS also moves when other processes on the machine that map the
+                # same libraries start or exit; growth of our own memory shows here.
+                "uss_mib": round(sum(_private_kib(smaps_rollup(p)) for p in pids) / 1024, 1),
                 "open_files": _open_files(pids),
                 "db_connections": await _db_connections(backend_uri),
                 "errors": sum(stats.errors.values()),
@@ -141,6 +166,7 @@ async def soak(minutes: float, clients: int, backend_uri: str | None, workdir: P
         "minutes": minutes, "clients": clients, "backend": "postgresql" if backend_uri else "sqlite",
         "requests": len(latencies), "requests_per_second": round(len(latencies) / elapsed, 1),
         "p50_ms": round(percentile(latencies, 50) * 1000, 1), "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+        "held_10_min": held_windows(stats, started, elapsed, 10),
         "errors": stats.errors, "first_sample": samples[1] if len(samples) > 1 else samples[0],
         "last_sample": samples[-1],
     }
