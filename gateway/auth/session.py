@@ -197,8 +197,10 @@ def mint_session_cookie(
     lifetime: timedelta = timedelta(hours=1),
     refresh_token: str | None = None,
 ) -> str:
-    """A session cookie value for an identity, as a sign-in would issue it, at any moment: for
-    tests (an expired or half-used session without waiting) and for operators' tooling."""
+    """A session cookie value for an identity, as a sign-in would issue it, at any moment. The
+    tests use it to reach an expired or half-used session without waiting. It writes what
+    aiohttp-session's encrypted storage writes, under the key `SessionCookies` derives; the SSO
+    tests sign in with such cookies, so a drift between the two fails them."""
     issued = int(time.time() if issued_at is None else issued_at)
     data: dict[str, Any] = {
         "sub": subject,
