@@ -12,7 +12,9 @@ Writes follow the two-step CREATE (the namenode redirects to a datanode) to a te
 then RENAME with `renameoptions=OVERWRITE`, which HDFS applies atomically; see filetrees.py.
 
 Not tested against a real cluster: this machine has no Hadoop, and no real WebHDFS server is
-packaged for PyPI, npm or Debian (see README, "Artifact stores").
+packaged for PyPI, npm or Debian (see README, "Artifact stores"). What is tested: the address
+and user mapping, a refused location, an unreachable endpoint (503, retried by clients) and an
+HTTP endpoint that is not WebHDFS (a pointed 500), tests/artifacts/test_hdfs_endpoint.py.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from urllib.parse import quote, unquote, urlparse
 
 import aiohttp
 
-from tracking_core.artifacts.filetrees import FileSession, FileTreeRepository, ParentIsFile
+from tracking_core.artifacts.filetrees import FileSession, FileTreeRepository, ParentIsFile, StoreUnavailable
 from tracking_core.artifacts.repository import (
     CHUNK_SIZE,
     ArtifactRepository,
@@ -34,7 +36,7 @@ from tracking_core.artifacts.repository import (
     Registry,
     Stat,
 )
-from tracking_core.errors import invalid
+from tracking_core.errors import ErrorCode, MlflowError, invalid
 
 DEFAULT_HTTP_PORT = 9870
 PREFIX = "/webhdfs/v1"
@@ -154,11 +156,26 @@ class WebHdfsSession(FileSession):
 
 async def _json(r: aiohttp.ClientResponse) -> Any:
     """The JSON body of a WebHDFS answer; RemoteException bodies become WebHdfsError."""
-    body = await r.json(content_type=None) if r.content_length != 0 else None
+    try:
+        body = await r.json(content_type=None) if r.content_length != 0 else None
+    except ValueError:
+        # Not WebHDFS at all (a web UI, a proxy's error page): most likely WEBHDFS_URL or the
+        # port names another service. Said plainly instead of as a JSON decoding traceback.
+        raise MlflowError(
+            ErrorCode.INTERNAL_ERROR,
+            f"The WebHDFS endpoint at {_address(str(r.url))} answered {r.status} with a body that is not "
+            "WebHDFS JSON; check WEBHDFS_URL or the namenode's HTTP port.",
+        ) from None
     if r.status >= 400:
         remote = (body or {}).get("RemoteException", {}) if isinstance(body, dict) else {}
         raise WebHdfsError(r.status, remote.get("exception", "HTTPError"), remote.get("message", r.reason or ""))
     return body or {}
+
+
+def _address(url: str) -> str:
+    """host:port of a URL, never its user info or query (which may carry a user or a token)."""
+    parsed = urlparse(url)
+    return f"{parsed.hostname}:{parsed.port or (443 if parsed.scheme == 'https' else 80)}"
 
 
 class WebHdfsRepository(FileTreeRepository):
@@ -170,7 +187,11 @@ class WebHdfsRepository(FileTreeRepository):
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[FileSession]:
-        yield WebHdfsSession(self.backend.http, self.base, self.auth)
+        try:
+            yield WebHdfsSession(self.backend.http, self.base, self.auth)
+        except (aiohttp.ClientConnectorError, aiohttp.ServerTimeoutError) as exc:
+            # Nothing listening, a name that does not resolve, a namenode or datanode gone quiet.
+            raise StoreUnavailable("HDFS", _address(self.base), exc) from None
 
 
 class WebHdfsBackend(Backend):
