@@ -64,7 +64,7 @@ SELECT experiment_id, lifecycle_stage FROM run
 CREATE_RUN = sa.text("""
 WITH live AS (
     SELECT experiment_id FROM experiments
-    WHERE experiment_id = CAST(:experiment_id AS integer) AND lifecycle_stage = 'active'
+    WHERE experiment_id = CAST(:experiment_id AS bigint) AND lifecycle_stage = 'active'
 ),
 r AS (
     INSERT INTO runs (run_id, experiment_id, name, user_id, status, start_time, end_time, deleted_time,
