@@ -241,4 +241,14 @@ def test_models_pages(watched: Watched, logged: Logged, ui_server: RunningServer
     row = page.locator("#versions tr[data-version='1']")
     assert "@champion" in row.inner_text()
     assert row.locator(f"a[href$='/runs/{logged.parent}']").count() == 1
+    model = client.create_logged_model(logged.experiment_id, name="ui-logged", source_run_id=logged.parent)
+    client.log_metric(logged.parent, "val_acc", 0.9, model_id=model.model_id)
+    page = visit(watched, f"/runs/{logged.parent}", tmp_path, "run-models")
+    link = page.locator("#run-models a:has-text('ui-logged')")
+    target = f"/experiments/{logged.experiment_id}/models#model-{model.model_id}"
+    assert (link.get_attribute("href") or "").endswith(target)
+    link.click()
+    page.wait_for_load_state()
+    watched.check_clean()
+    assert "val_acc=0.9" in page.inner_text(f"tr[id='model-{model.model_id}']")
     visit(watched, f"/experiments/{logged.experiment_id}/models", tmp_path, "logged-models")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tracking_core.api import experiments, runs
+from tracking_core.api import experiments, logged_models, runs
 from tracking_core.artifacts import paths
 from tracking_core.ui import artifacts
 from tracking_core.ui.calls import call, literal
@@ -15,6 +15,7 @@ from tracking_core.ui.render import page, render
 from tracking_core.ui.runs_table import PARENT_TAG
 
 CHILDREN_SHOWN = 100
+LOGGED_MODELS_SHOWN = 100
 
 
 @page
@@ -30,6 +31,10 @@ async def run_page(request: web.Request) -> web.StreamResponse:
         filter=f"tags.`{PARENT_TAG}` = {literal(run_id)}", max_results=CHILDREN_SHOWN,
         order_by=["attributes.start_time ASC"],
     )).get("runs", [])
+    logged = (await call(
+        request, logged_models.ENDPOINTS, "logged-models/search", experiment_ids=[info["experiment_id"]],
+        filter=f"source_run_id = {literal(run_id)}", max_results=LOGGED_MODELS_SHOWN,
+    )).get("models", [])
     directory = paths.clean(request.query.get("dir"))
     selected = request.query.get("file")
     listed = await artifacts.listing(request, run_id, directory)
@@ -46,7 +51,7 @@ async def run_page(request: web.Request) -> web.StreamResponse:
         parent=tags.get(PARENT_TAG), children=children, experiment=experiment,
         datasets=run.get("inputs", {}).get("dataset_inputs", []),
         model_inputs=run.get("inputs", {}).get("model_inputs", []),
-        model_outputs=run.get("outputs", {}).get("model_outputs", []),
+        model_outputs=run.get("outputs", {}).get("model_outputs", []), logged_models=logged,
         directory=directory, files=listed.get("files", []), shown=shown, metric_keys=metric_keys, chosen=chosen,
         crumbs=_crumbs(directory),
     )
