@@ -7,6 +7,7 @@ that memory stays flat (it is bounded by --batch-size, not by the source).
 
     python bench/bench_import.py --points 1000000                    # SQLite -> SQLite
     python bench/bench_import.py --points 1000000 --backend postgresql   # PostgreSQL -> PostgreSQL
+    python bench/bench_import.py --points 1000000 --backend mariadb      # MariaDB -> MariaDB
     flock /tmp/trackgate-cpu.lock python bench/bench_import.py ...       # on a shared machine
 
 Target (issue 14): at least 200,000 points/s.
@@ -28,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.services import throwaway_postgres  # noqa: E402  (after the path set-up above)
+from tests.services import throwaway_mariadb, throwaway_postgres  # noqa: E402  (after the path set-up above)
 
 RUNS = 100
 
@@ -48,6 +49,17 @@ def build_source(uri: str, points: int) -> None:
             db.executemany(
                 "INSERT INTO metrics (run_uuid, key, value, timestamp, step, is_nan) VALUES (?, ?, ?, ?, ?, 0)", rows
             )
+        return
+    if uri.startswith("mysql"):
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(uri)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO metrics (run_uuid, `key`, value, timestamp, step, is_nan) VALUES (%s, %s, %s, %s, %s, 0)",
+                list(rows),
+            )
+        engine.dispose()
         return
     import asyncio
 
@@ -70,6 +82,10 @@ def build_source(uri: str, points: int) -> None:
 def databases(backend: str, workdir: Path) -> Iterator[tuple[str, str]]:
     if backend == "sqlite":
         yield f"sqlite:///{workdir}/mlflow.db", f"sqlite:///{workdir}/trackgate.db"
+        return
+    if backend == "mariadb":
+        with throwaway_mariadb() as source, throwaway_mariadb() as target:
+            yield source.replace("mysql://", "mysql+pymysql://", 1), target
         return
     with throwaway_postgres() as source, throwaway_postgres() as target:
         yield source, target
@@ -106,7 +122,7 @@ def measure(source: str, target: str, batch_size: int) -> tuple[float, float, in
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=1_000_000)
-    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql", "mariadb"), default="sqlite")
     parser.add_argument("--batch-size", type=int, default=10_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, databases(args.backend, Path(tmp)) as (source, target):

@@ -94,8 +94,13 @@ def run_import(args: argparse.Namespace) -> int:
             print(f"  {entity.replace('_', ' ')}: {count:,}")
     for what, count in report.auth_counts.items():
         print(f"  {what}: {count:,}")
-    if report.resumed_at_run:
-        print(f"  (metric histories resumed at run {report.resumed_at_run})")
+    runs = report.metric_runs
+    if runs.resumed or runs.complete or runs.not_yet:
+        # A rerun: what the target held already, and what was topped up.
+        print(
+            f"  (metric histories: {runs.complete:,} runs complete already, {runs.resumed:,} resumed or caught up, "
+            f"{runs.copied:,} copied, {runs.not_yet:,} left for the next import)"
+        )
     if not report.dry_run:
         elapsed = time.monotonic() - started
         points = report.counts.get("metrics", 0)

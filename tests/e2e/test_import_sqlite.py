@@ -112,7 +112,10 @@ def test_dry_run_reports_clashes_too(source: tuple[Path, str], imported: tuple[P
     shutil.copy(source[0] / "mlflow.db", other)
     engine = sa.create_engine(f"sqlite:///{other}")
     with engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE experiments SET name = 'renamed' WHERE experiment_id = 1")
+        # Another experiment under id 1 (a rename alone is the same experiment, refreshed on import).
+        conn.exec_driver_sql(
+            "UPDATE experiments SET name = 'renamed', creation_time = creation_time + 1 WHERE experiment_id = 1"
+        )
     engine.dispose()
     refused = run_import(f"sqlite:///{other}", imported[1], "--dry-run")
     assert refused.returncode == 1

@@ -70,7 +70,10 @@ def _tracking(client: MlflowClient) -> None:
             mlflow.log_metric("f1", 0.7, step=1)
         model = mlflow.initialize_logged_model(
             experiment_id=nlp,
-            name="sentiment", params={"threshold": "0.5"}, tags={"kind": "baseline"}, model_type="classifier"
+            name="sentiment",
+            params={"threshold": "0.5"},
+            tags={"kind": "baseline"},
+            model_type="classifier",
         )
         mlflow.log_metric("accuracy", 0.91, step=2, model_id=model.model_id, dataset=train)
         client.finalize_logged_model(model.model_id, "READY")

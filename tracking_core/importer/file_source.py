@@ -24,7 +24,14 @@ from typing import Any
 
 import yaml
 
-from tracking_core.importer.rows import STAGE_DELETED_INTERNAL, Batch, MetricPoint, Row, logged_model_status
+from tracking_core.importer.rows import (
+    RUNS_PER_CHUNK,
+    STAGE_DELETED_INTERNAL,
+    Batch,
+    MetricPoint,
+    Row,
+    logged_model_status,
+)
 
 try:  # the C loader when PyYAML was built with libyaml: meta.yaml files are many
     from yaml import CSafeLoader as _Loader
@@ -79,11 +86,13 @@ class FileSource:
     """An MLflow ./mlruns folder."""
 
     revision = "file store"
+    unique_points = False  # a metric file can hold the same line twice
 
     def __init__(self, root: Path, batch_size: int) -> None:
         self.root = root
         self.description = str(root)
         self.batch_size = batch_size
+        self._run_list: list[tuple[str, Path, Path]] | None = None
         self._experiments = sorted(
             (
                 p
@@ -96,13 +105,15 @@ class FileSource:
         )
 
     def _runs(self) -> list[tuple[str, Path, Path]]:
-        """(run id, run folder, experiment folder), sorted by run id."""
-        found = []
-        for experiment in self._experiments:
-            for child in experiment.iterdir():
-                if len(child.name) == 32 and (child / "meta.yaml").is_file():
-                    found.append((child.name, child, experiment))
-        return sorted(found)
+        """(run id, run folder, experiment folder), sorted by run id; listed once per import."""
+        if self._run_list is None:
+            found = []
+            for experiment in self._experiments:
+                for child in experiment.iterdir():
+                    if len(child.name) == 32 and (child / "meta.yaml").is_file():
+                        found.append((child.name, child, experiment))
+            self._run_list = sorted(found)
+        return self._run_list
 
     def _models(self) -> list[Path]:
         return [
@@ -123,7 +134,7 @@ class FileSource:
 
     async def count(self, entity: str) -> int:
         if entity == "metrics":
-            return sum(1 for _, run, _ in self._runs() for _, path in _key_files(run / "metrics") for _ in _lines(path))
+            return sum(1 for run_id, run, _ in self._runs() for _ in self._points(run, run_id))
         return sum(1 for _ in self._rows(entity))
 
     async def batches(self, entity: str) -> AsyncIterator[Batch]:
@@ -136,25 +147,36 @@ class FileSource:
         if batch:
             yield batch
 
-    async def run_ids(self) -> AsyncIterator[list[str]]:
-        ids = [run_id for run_id, _, _ in self._runs()]
-        for start in range(0, len(ids), self.batch_size):
-            yield ids[start : start + self.batch_size]
+    def _points(self, run: Path, run_id: str) -> Iterator[MetricPoint]:
+        for key, path in _key_files(run / "metrics"):
+            for parts in _lines(path):
+                if len(parts) >= 3:
+                    value, is_nan = _number(parts[1])
+                    yield (run_id, key, int(parts[2]), int(parts[0]), value, is_nan)
 
-    async def metrics(self, from_run: str | None) -> AsyncIterator[list[MetricPoint]]:
+    async def metric_counts(self) -> AsyncIterator[list[tuple[str, int]]]:
+        counts: list[tuple[str, int]] = []
+        for run_id, run, _ in self._runs():
+            count = sum(1 for _ in self._points(run, run_id))
+            if count:
+                counts.append((run_id, count))
+            if len(counts) >= RUNS_PER_CHUNK:
+                yield counts
+                counts = []
+        if counts:
+            yield counts
+
+    async def metrics(self, run_ids: list[str]) -> AsyncIterator[list[MetricPoint]]:
+        wanted = set(run_ids)
         batch: list[MetricPoint] = []
         for run_id, run, _ in self._runs():
-            if from_run is not None and run_id < from_run:
+            if run_id not in wanted:
                 continue
-            for key, path in _key_files(run / "metrics"):
-                for parts in _lines(path):
-                    if len(parts) < 3:
-                        continue
-                    value, is_nan = _number(parts[1])
-                    batch.append((run_id, key, int(parts[2]), int(parts[0]), value, is_nan))
-                    if len(batch) >= self.batch_size:
-                        yield batch
-                        batch = []
+            for point in self._points(run, run_id):
+                batch.append(point)
+                if len(batch) >= self.batch_size:
+                    yield batch
+                    batch = []
         if batch:
             yield batch
 

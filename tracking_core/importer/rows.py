@@ -40,6 +40,7 @@ ENTITIES: tuple[str, ...] = (
 # a dict or a SQLAlchemy parameter set.
 METRIC_COLUMNS = ("run_id", "key", "step", "timestamp", "value", "is_nan")
 MetricPoint = tuple[str, str, int, int, float, bool]
+RUNS_PER_CHUNK = 1_000  # runs whose metric counts are compared (and copied) together
 
 # MLflow's LoggedModelStatus enum values, by number (MLflow stores the number).
 LOGGED_MODEL_STATUSES = (
@@ -57,6 +58,7 @@ class Source(Protocol):
     """Where the rows come from. Batches are bounded (`batch_size` rows) so memory stays flat."""
 
     description: str  # what to call the source in messages (URI masked, or a path)
+    unique_points: bool  # no point twice in one run (then PostgreSQL may COPY a new run's points straight in)
     revision: str  # MLflow schema revision, or "file store"
     batch_size: int
 
@@ -64,12 +66,12 @@ class Source(Protocol):
 
     def batches(self, entity: str) -> AsyncIterator[Batch]: ...
 
-    def run_ids(self) -> AsyncIterator[list[str]]:
-        """Every run id, sorted, in batches: the order `metrics` follows."""
+    def metric_counts(self) -> AsyncIterator[list[tuple[str, int]]]:
+        """(run id, number of metric points) of every run with points, in chunks of runs."""
         ...
 
-    def metrics(self, from_run: str | None) -> AsyncIterator[list[MetricPoint]]:
-        """Every metric point (METRIC_COLUMNS), ordered by run id, from run `from_run` (inclusive)."""
+    def metrics(self, run_ids: list[str]) -> AsyncIterator[list[MetricPoint]]:
+        """Every metric point (METRIC_COLUMNS) of these runs, in batches."""
         ...
 
 

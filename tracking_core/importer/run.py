@@ -5,34 +5,32 @@ Order of work, and why:
    or an out-of-date one is refused by `schema.prepare`);
 2. every clash is found before the first write, so a refused import changes nothing;
 3. entities are copied parents first, each batch its own transaction;
-4. metric histories last, in run order, resuming at the run an interrupted import was writing.
+4. metric histories last, run by run, skipping what the target holds already (metrics_copy), so
+   a rerun resumes an interrupted import and a later one catches up with what MLflow wrote since.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tracking_core.importer import sqlite_bulk
 from tracking_core.importer.auth_import import import_auth
 from tracking_core.importer.detect import ImportRefused, is_mlruns
+from tracking_core.importer.metrics_copy import MetricRuns, Mover, PipeMover, SqliteMover, StreamMover, copy_metrics
 from tracking_core.importer.progress import Progress
 from tracking_core.importer.rows import ENTITIES, Source
 from tracking_core.importer.sql_source import SqlSource
-from tracking_core.importer.sqlite_bulk import sqlite_file
+from tracking_core.importer.sqlite_bulk import SqliteCopier, sqlite_file
 from tracking_core.importer.writer import MAX_CLASHES_SHOWN, Target
 from tracking_core.settings import CoreSettings, mask_uri
 from tracking_core.store import schema
 from tracking_core.store.database import async_url, create_engine
 
-T = TypeVar("T")
 DEFAULT_BATCH_SIZE = 10_000
 ProgressFactory = Callable[[dict[str, int]], Progress]
 
@@ -42,7 +40,7 @@ class Report:
     source: str
     revision: str
     counts: dict[str, int] = field(default_factory=dict)
-    resumed_at_run: str | None = None
+    metric_runs: MetricRuns = field(default_factory=MetricRuns)
     dry_run: bool = False
     auth_counts: dict[str, int] = field(default_factory=dict)
 
@@ -134,34 +132,6 @@ async def import_mlflow(
     return report
 
 
-async def _read_ahead(batches: AsyncIterator[T], depth: int = 2) -> AsyncIterator[T]:
-    """Read the next batches while the current one is written: source and target are separate
-    connections (and, on SQLite, separate threads), so the two overlap."""
-    queue: asyncio.Queue[tuple[T | None, BaseException | None, bool]] = asyncio.Queue(depth)
-
-    async def produce() -> None:
-        try:
-            async for batch in batches:
-                await queue.put((batch, None, False))
-            await queue.put((None, None, True))
-        except Exception as exc:  # handed to the consumer, which raises it in its own frame
-            await queue.put((None, exc, True))
-
-    task = asyncio.create_task(produce())
-    try:
-        while True:
-            batch, error, finished = await queue.get()
-            if error is not None:
-                raise error
-            if finished:
-                return
-            yield batch  # type: ignore[misc]
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 def _sqlite_pair(source: Source, source_uri: str, target_uri: str) -> tuple[str, str] | None:
     """(source file, target file) when both sides are SQLite files: metrics are then copied by
     SQLite itself (sqlite_bulk)."""
@@ -169,6 +139,23 @@ def _sqlite_pair(source: Source, source_uri: str, target_uri: str) -> tuple[str,
         return None
     source_file, target_file = sqlite_file(source_uri), sqlite_file(target_uri)
     return (source_file, target_file) if source_file and target_file else None
+
+
+@contextlib.asynccontextmanager
+async def _mover(source: Source, target: Target, files: tuple[str, str] | None) -> AsyncIterator[Mover]:
+    """The fastest way this pair of databases can move points (metrics_copy.Mover)."""
+    if files is not None:
+        copier = await SqliteCopier.open(files[1], files[0])
+        try:
+            yield SqliteMover(copier)
+        finally:
+            await copier.close()
+        return
+    source_raw = await source.postgresql_connection() if isinstance(source, SqlSource) else None
+    if source_raw is not None and target.dialect == "postgresql":
+        yield PipeMover(source_raw, target)
+    else:
+        yield StreamMover(source, target)
 
 
 async def _copy(
@@ -180,23 +167,14 @@ async def _copy(
                 await target.write(entity, batch)
                 if progress:
                     progress.advance(entity, len(batch))
-        report.resumed_at_run = await target.metrics_resume_point(source)
-        if files is not None:
-            await sqlite_bulk.copy_metrics(
-                files[1],
-                files[0],
-                source.run_ids(),
-                report.resumed_at_run,
+        async with _mover(source, target, files) as mover:
+            report.metric_runs = await copy_metrics(
+                source,
+                target,
+                mover,
                 lambda n: progress.advance("metrics", n) if progress else None,
                 source.batch_size,
             )
-        else:
-            resumed = report.resumed_at_run
-            async for batch in _read_ahead(source.metrics(resumed)):
-                # Points arrive in run order: a batch starting after the resume run is all new.
-                await target.write_metrics(batch, fresh=resumed is None or batch[0][0] > resumed)
-                if progress:
-                    progress.advance("metrics", len(batch))
         await target.finish()
     finally:
         if progress:

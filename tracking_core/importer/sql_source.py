@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.importer.detect import ImportRefused, mlflow_revision
 from tracking_core.importer.rows import (
+    RUNS_PER_CHUNK,
     STAGE_DELETED_INTERNAL,
     Batch,
     MetricPoint,
@@ -216,6 +217,8 @@ _SPECS: dict[str, tuple[str, Convert, tuple[str, ...]]] = {
 class SqlSource:
     """An MLflow database, read through one open connection (`await SqlSource.open(...)`)."""
 
+    unique_points = True  # MLflow's metrics table is keyed by the whole point
+
     def __init__(self, conn: AsyncConnection, description: str, batch_size: int) -> None:
         self.conn = conn
         self.description = description
@@ -277,19 +280,33 @@ class SqlSource:
         async for part in self._stream(sa.select(table).order_by(*(table.c[c] for c in order))):
             yield [convert(r) for r in part]
 
-    async def run_ids(self) -> AsyncIterator[list[str]]:
-        runs = await self._table("runs")
-        assert runs is not None
-        async for part in self._stream(sa.select(runs.c.run_uuid).order_by(runs.c.run_uuid)):
-            yield [r.run_uuid for r in part]
+    async def metric_counts(self) -> AsyncIterator[list[tuple[str, int]]]:
+        m = await self._table("metrics")
+        if m is None:
+            return
+        # Page by page (keyset on the run_uuid index), each page read whole: no cursor stays open
+        # while the caller copies, which MySQL's one-result-at-a-time protocol would not allow.
+        query = sa.select(m.c.run_uuid, sa.func.count()).group_by(m.c.run_uuid).order_by(m.c.run_uuid)
+        last: str | None = None
+        while True:
+            page = query if last is None else query.where(m.c.run_uuid > last)
+            rows = (await self.conn.execute(page.limit(RUNS_PER_CHUNK))).all()
+            if not rows:
+                return
+            yield [(r[0], int(r[1])) for r in rows]
+            last = rows[-1][0]
 
-    async def metrics(self, from_run: str | None) -> AsyncIterator[list[MetricPoint]]:
+    async def metrics(self, run_ids: list[str]) -> AsyncIterator[list[MetricPoint]]:
         m = await self._table("metrics")
         assert m is not None
         query = sa.select(m.c.run_uuid, m.c.key, m.c.step, m.c.timestamp, m.c.value, m.c.is_nan)
-        if from_run is not None:
-            query = query.where(m.c.run_uuid >= from_run)
-        # The run_uuid index (MLflow has one since 2.x) serves this order without a sort.
-        async for part in self._stream(query.order_by(m.c.run_uuid)):
+        # The run_uuid index (MLflow has one since 2.x) serves this without a scan.
+        async for part in self._stream(query.where(m.c.run_uuid.in_(run_ids)).order_by(m.c.run_uuid)):
             # float(): should a column be a true DECIMAL after all.
             yield [(r[0], r[1], r[2], r[3], float(r[4]), bool(r[5])) for r in part]
+
+    async def postgresql_connection(self) -> Any:
+        """The asyncpg connection under this source, when it is PostgreSQL (for pg_metrics.pipe)."""
+        if self.conn.dialect.name != "postgresql":
+            return None
+        return (await self.conn.get_raw_connection()).driver_connection

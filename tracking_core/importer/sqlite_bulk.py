@@ -1,26 +1,23 @@
 """SQLite to SQLite metric histories without Python in the loop: ATTACH and INSERT ... SELECT.
 
 Moving points through Python costs tens of microseconds each (fetch, tuple, executemany); with
-both files on this machine, SQLite copies them itself at millions per second. The copy still goes
-run range by run range in run-id order, one transaction each, so it resumes exactly like the
-streamed path (writer.metrics_resume_point) and holds no more than SQLite's page cache in memory.
+both files on this machine, SQLite copies them itself at millions per second. The copy goes by
+groups of runs (metrics_copy plans them), one transaction each, so it resumes and catches up like
+every other path and holds no more than SQLite's page cache in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable
 
 import sqlalchemy as sa
 
-# A transaction covers batch_size // POINTS_PER_RUN_GUESS runs: with MLflow's typical hundreds to
-# thousands of points per run, about a batch of points, as on the streamed path.
-POINTS_PER_RUN_GUESS = 1_000
 _COPY = (
     "INSERT OR IGNORE INTO metrics (run_id, key, step, timestamp, value, is_nan) "
     "SELECT run_uuid, key, step, timestamp, value, is_nan != 0 FROM mlflow_source.metrics "
-    "WHERE run_uuid >= ? AND run_uuid <= ?"
+    "WHERE run_uuid IN (SELECT value FROM json_each(?))"
 )
 
 
@@ -38,10 +35,10 @@ def _open(target: str, source: str) -> sqlite3.Connection:
     return conn
 
 
-def _copy_range(conn: sqlite3.Connection, first: str, last: str) -> int:
+def _copy_runs(conn: sqlite3.Connection, run_ids: list[str]) -> int:
     conn.execute("BEGIN IMMEDIATE")
     try:
-        copied = conn.execute(_COPY, (first, last)).rowcount
+        copied = conn.execute(_COPY, (json.dumps(run_ids),)).rowcount
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -49,25 +46,19 @@ def _copy_range(conn: sqlite3.Connection, first: str, last: str) -> int:
     return copied
 
 
-async def copy_metrics(
-    target: str,
-    source: str,
-    run_ids: AsyncIterator[list[str]],
-    from_run: str | None,
-    advance: Callable[[int], None],
-    batch_size: int,
-) -> None:
-    """Copy every metric point of the runs in `run_ids` (sorted), from `from_run` on."""
-    per_transaction = max(1, batch_size // POINTS_PER_RUN_GUESS)
-    conn = await asyncio.to_thread(_open, target, source)
-    try:
-        pending: list[str] = []
-        async for ids in run_ids:
-            pending += [i for i in ids if from_run is None or i >= from_run]
-            while len(pending) >= per_transaction:
-                chunk, pending = pending[:per_transaction], pending[per_transaction:]
-                advance(await asyncio.to_thread(_copy_range, conn, chunk[0], chunk[-1]))
-        if pending:
-            advance(await asyncio.to_thread(_copy_range, conn, pending[0], pending[-1]))
-    finally:
-        await asyncio.to_thread(conn.close)
+class SqliteCopier:
+    """One connection to the target with the source attached, for the whole metrics phase."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    @classmethod
+    async def open(cls, target: str, source: str) -> SqliteCopier:
+        return cls(await asyncio.to_thread(_open, target, source))
+
+    async def copy(self, run_ids: list[str]) -> int:
+        """Every point of these runs not in the target yet, in one transaction; returns how many were new."""
+        return await asyncio.to_thread(_copy_runs, self._conn, run_ids)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._conn.close)

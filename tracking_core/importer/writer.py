@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from tracking_core.importer import pg_metrics
 from tracking_core.importer.detect import ImportRefused
 from tracking_core.importer.rows import METRIC_COLUMNS, Batch, MetricPoint, Row, Source
 from tracking_core.store import tables
@@ -24,7 +25,6 @@ from tracking_core.store.upsert import insert_ignore, upsert
 
 E, R, LM, RM = tables.experiments, tables.runs, tables.logged_models, tables.registered_models
 MAX_CLASHES_SHOWN = 10
-MAX_INT32 = 2**31 - 1
 
 # entity -> (target table, columns a re-import refreshes; None = insert or ignore)
 _WRITES: dict[str, tuple[sa.Table, tuple[str, ...] | None]] = {
@@ -64,20 +64,6 @@ async def _identities(
     return found
 
 
-async def _copy_into_postgresql(conn: AsyncConnection, points: list[MetricPoint]) -> None:
-    """COPY into a session temp table, then one INSERT ... ON CONFLICT DO NOTHING: COPY cannot skip
-    duplicates itself, and a resumed import re-sends the points of the run it stopped in."""
-    await conn.execute(sa.text("SELECT 1"))  # opens the transaction the raw statements join
-    raw = (await conn.get_raw_connection()).driver_connection
-    assert raw is not None
-    await raw.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS import_metrics (LIKE metrics INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-    )
-    await raw.copy_records_to_table("import_metrics", records=points, columns=list(METRIC_COLUMNS))
-    columns = ", ".join(METRIC_COLUMNS)
-    await raw.execute(f"INSERT INTO metrics ({columns}) SELECT {columns} FROM import_metrics ON CONFLICT DO NOTHING")
-
-
 class Target:
     """A trackgate database that is being imported into (its schema already current)."""
 
@@ -85,6 +71,7 @@ class Target:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._model_ids: dict[str, int] = {}
+        self._skip_key_checks: bool | None = None  # PostgreSQL: probed on first use (pg_metrics)
 
     async def _begin(self, conn: AsyncConnection) -> None:
         if self.dialect in ("mysql", "mariadb"):
@@ -125,19 +112,20 @@ class Target:
         return problems
 
     async def _experiment_clashes(self, conn: AsyncConnection, batch: Batch, problems: list[str]) -> None:
-        if self.dialect != "sqlite":
-            # File-store experiment ids are 18-digit numbers; the experiments id column is 32-bit
-            # outside SQLite (a schema change is requested in the note of issue 14).
-            too_big = [r["experiment_id"] for r in batch if r["experiment_id"] > MAX_INT32]
-            problems += [f"experiment id {i} does not fit this database's 32-bit ids" for i in too_big]
+        # An experiment is known by its creation time and artifact location, which MLflow never
+        # changes; its name may have changed since an earlier import (a rename is refreshed).
         by_id = await _identities(
-            conn, E.c.experiment_id, [E.c.name, E.c.creation_time], [r["experiment_id"] for r in batch]
+            conn,
+            E.c.experiment_id,
+            [E.c.creation_time, E.c.artifact_location, E.c.name],
+            [r["experiment_id"] for r in batch],
         )
         by_name = await _identities(conn, E.c.name, [E.c.experiment_id], [r["name"] for r in batch])
         for r in batch:
             mine = by_id.get(r["experiment_id"])
-            if mine is not None and mine != (r["name"], r["creation_time"]) and not await self._replaceable(conn, r):
-                problems.append(f"experiment {r['experiment_id']} exists as {mine[0]!r}")
+            same = mine is not None and mine[:2] == (r["creation_time"], r["artifact_location"])
+            if mine is not None and not same and not await self._replaceable(conn, r):
+                problems.append(f"experiment {r['experiment_id']} exists as {mine[2]!r}")
             other = by_name.get(r["name"])
             if other is not None and other[0] != r["experiment_id"]:
                 problems.append(f"an experiment named {r['name']!r} exists with id {other[0]}")
@@ -164,19 +152,36 @@ class Target:
                 await upsert(conn, table, batch, refresh)
 
     async def write_metrics(self, points: list[MetricPoint], *, fresh: bool = False) -> None:
-        """Metric points straight to the driver's executemany: no per-row parameter building,
-        which otherwise costs more than the database's own work. `fresh`: none of these runs has
-        a point in the target yet (they all come after the resume point), so on PostgreSQL they
-        are COPied straight in, without the duplicate-skipping detour."""
+        """Metric points straight to the driver (executemany, or COPY on PostgreSQL): no per-row
+        parameter building, which otherwise costs more than the database's own work. `fresh`:
+        none of these points can be in the target yet, so PostgreSQL COPies them without the
+        duplicate-skipping detour."""
+        skip = self.dialect == "postgresql" and await self._may_skip_key_checks()
         async with self.engine.begin() as conn:
-            if self.dialect == "postgresql" and fresh:
-                raw = (await conn.get_raw_connection()).driver_connection
-                await conn.execute(sa.text("SELECT 1"))  # opens the transaction the COPY joins
-                await raw.copy_records_to_table("metrics", records=points, columns=list(METRIC_COLUMNS))
-            elif self.dialect == "postgresql":
-                await _copy_into_postgresql(conn, points)
+            if self.dialect == "postgresql":
+                await pg_metrics.write_records(await self._raw(conn), points, fresh, skip)
             else:
                 await conn.exec_driver_sql(self._metrics_sql, points)  # type: ignore[arg-type]
+
+    async def pipe_metrics(self, source_raw: Any, run_ids: list[str], *, fresh: bool) -> int:
+        """PostgreSQL to PostgreSQL: the points of `run_ids` COPied from the source connection, in
+        one transaction (pg_metrics.pipe)."""
+        skip = await self._may_skip_key_checks()
+        async with self.engine.begin() as conn:
+            return await pg_metrics.pipe(source_raw, await self._raw(conn), run_ids, fresh, skip)
+
+    @staticmethod
+    async def _raw(conn: AsyncConnection) -> Any:
+        """The asyncpg connection, inside the transaction SQLAlchemy opened."""
+        await conn.execute(sa.text("SELECT 1"))  # opens the transaction the raw statements join
+        return (await conn.get_raw_connection()).driver_connection
+
+    async def _may_skip_key_checks(self) -> bool:
+        if self._skip_key_checks is None:
+            async with self.engine.connect() as conn:
+                raw = (await conn.get_raw_connection()).driver_connection
+                self._skip_key_checks = await pg_metrics.may_skip_key_checks(raw)
+        return self._skip_key_checks
 
     @functools.cached_property
     def _metrics_sql(self) -> str:
@@ -209,19 +214,17 @@ class Target:
             out.append(row)
         return out
 
-    async def metrics_resume_point(self, source: Source) -> str | None:
-        """The run whose metrics an interrupted import was writing: the last source run (in the
-        order metrics are copied) with any point in the target. Runs before it are complete."""
-        last: str | None = None
+    async def metric_counts(self, run_ids: list[str]) -> dict[str, int]:
+        """How many points the target holds for each of `run_ids` that it has as a run (a run
+        it lacks is absent from the answer)."""
+        m, runs = tables.metrics, tables.runs
+        points = sa.select(sa.func.count()).where(m.c.run_id == runs.c.run_id).scalar_subquery()
+        found: dict[str, int] = {}
         async with self.engine.connect() as conn:
-            async for batch in source.run_ids():
-                for ids in chunks(batch):
-                    found = await conn.scalar(
-                        sa.select(sa.func.max(tables.metrics.c.run_id)).where(tables.metrics.c.run_id.in_(ids))
-                    )
-                    if found is not None:
-                        last = found
-        return last
+            for ids in chunks(run_ids):
+                for run_id, count in await conn.execute(sa.select(runs.c.run_id, points).where(runs.c.run_id.in_(ids))):
+                    found[run_id] = int(count)
+        return found
 
     async def finish(self) -> None:
         """Experiment ids were written explicitly; PostgreSQL's sequence must move past them."""
