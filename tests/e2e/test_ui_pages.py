@@ -190,6 +190,16 @@ def test_compare_highlights_the_differing_param(watched: Watched, logged: Logged
     assert page.locator("#compare-chart path.series").count() == 2
     visit(watched, page.url.removeprefix(watched.base) + "&x=params.lr&y=metrics.loss", tmp_path, "compare")
     assert page.locator("svg.scatter circle").count() == 2
+    # Parallel coordinates: by default the differing param (lr) and the metric, one line per run.
+    assert page.locator("#parallel input[name=pc]:checked").evaluate_all("xs => xs.map(x => x.value)") == [
+        "params.lr", "metrics.loss"]
+    assert page.locator("svg.parallel g.run").count() == 2
+    page.check("#parallel input[value='params.layers']")
+    page.click("#parallel button[type=submit]")
+    page.wait_for_url("**pc=params.layers**")
+    assert page.locator("svg.parallel line.axis").count() == 3
+    page.screenshot(path=str(tmp_path / "compare-parallel.png"), full_page=True)
+    watched.check_clean()
 
 
 def test_experiment_create_rename_delete_from_the_page(

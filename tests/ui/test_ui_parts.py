@@ -9,6 +9,7 @@ from aiohttp.test_utils import make_mocked_request
 from tracking_core.store.metric_history import _seek_targets, sample_steps
 from tracking_core.ui.artifacts import kind_of
 from tracking_core.ui.guard import same_origin
+from tracking_core.ui.parallel import parallel_svg
 from tracking_core.ui.render import query
 from tracking_core.ui.runs_table import _columns, nest, quoted
 from tracking_core.ui.scatter import scatter_svg
@@ -89,6 +90,18 @@ def test_query_strings_keep_lists_and_drop_blanks() -> None:
 def test_scatter_escapes_names() -> None:
     svg = str(scatter_svg([(1.0, 2.0, "<b>run</b>"), (2.0, 3.0, "r2")], "params.lr", "metrics.loss"))
     assert svg.count("<circle") == 2 and "<b>" not in svg
+
+
+def test_parallel_coordinates_lines_gaps_and_categories() -> None:
+    svg = str(parallel_svg(["a", "<b>"], [
+        ("params.lr", ["0.1", "0.3"]), ("params.opt", ["adam", None]), ("metrics.loss", [0.5, 0.25]),
+    ]))  # fmt: skip
+    assert svg.count('<g class="run">') == 2 and "<b>" not in svg and "&lt;b&gt;" in svg
+    # Run a: lr lowest (bottom), opt its only category, loss highest (top); run b: a gap at opt.
+    assert 'd="M56.0,276.0 L320.0,276.0 L584.0,40.0"' in svg
+    assert 'd="M56.0,40.0 M584.0,276.0"' in svg
+    assert svg.count("<circle") == 5
+    assert "Choose two or more" in str(parallel_svg(["a"], [("params.lr", ["1"])]))
 
 
 @pytest.mark.parametrize(("count", "gap", "max_results"), [(30_000, 1, 1000), (12_345, 7, 2500), (20_001, 2, 3)])

@@ -1,6 +1,7 @@
-"""Compare runs: params and metrics side by side (differences marked), overlaid charts, scatter.
+"""Compare runs: params and metrics side by side (differences marked), overlaid charts, scatter,
+parallel coordinates.
 
-`/compare?run=<id>&run=<id>&x=params.lr&y=metrics.loss`
+`/compare?run=<id>&run=<id>&x=params.lr&y=metrics.loss&pc=params.lr&pc=params.depth&pc=metrics.loss`
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from aiohttp import web
 from tracking_core.api import runs
 from tracking_core.errors import invalid
 from tracking_core.ui.calls import call
+from tracking_core.ui.parallel import MAX_AXES, number, parallel_svg
 from tracking_core.ui.render import page, render
 from tracking_core.ui.scatter import scatter_svg
 
@@ -27,13 +29,6 @@ def _table(found: list[dict[str, Any]], field: str) -> list[tuple[str, list[Any]
         values = [values.get(key) for values in per_run]
         rows.append((key, values, len({repr(v) for v in values}) > 1))
     return rows
-
-
-def _number(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 @page
@@ -52,13 +47,18 @@ async def compare_page(request: web.Request) -> web.StreamResponse:
     points = []
     if x in lookup and y in lookup:
         for run, xv, yv in zip(found, lookup[x], lookup[y], strict=True):
-            if (fx := _number(xv)) is not None and (fy := _number(yv)) is not None:
+            if (fx := number(xv)) is not None and (fy := number(yv)) is not None:
                 points.append((fx, fy, run["info"]["run_name"]))
     metric_keys = [k for k, _, _ in metrics]
     chosen = [k for k in request.query.getall("metric", []) if k in metric_keys] or metric_keys[:1]
+    # Parallel coordinates: the axes named by `pc=`, else the params that differ, then the metrics.
+    differing = [f"params.{k}" for k, _, differs in params if differs] + [f"metrics.{k}" for k in metric_keys]
+    pc = [a for a in dict.fromkeys(request.query.getall("pc", [])) if a in lookup][:MAX_AXES] or differing[:MAX_AXES]
+    names = [r["info"].get("run_name") or r["info"]["run_id"] for r in found]
     return render(
         request, "compare.html", runs=found, run_ids=run_ids, params=params, metrics=metrics, axes=axes, x=x, y=y,
-        scatter=scatter_svg(points, x, y), metric_keys=metric_keys, chosen=chosen,
+        scatter=scatter_svg(points, x, y), metric_keys=metric_keys, chosen=chosen, pc=pc,
+        parallel=parallel_svg(names, [(a, lookup[a]) for a in pc]),
     )
 
 
