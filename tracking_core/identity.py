@@ -15,10 +15,18 @@ from tracking_core.contract import SUBJECT_HEADER, Identity, parse_identity
 from tracking_core.keys import IDENTITY
 
 
-@web.middleware
-async def identity(request: web.Request, handler: Handler) -> web.StreamResponse:
+def identify(request: web.Request) -> Identity | None:
+    """Read the caller from the gateway's headers into the request (authorization's middleware,
+    which takes this one's place when it is installed, calls it too)."""
     if SUBJECT_HEADER in request.headers and (found := parse_identity(request.headers)) is not None:
         request[IDENTITY] = found
+        return found
+    return None
+
+
+@web.middleware
+async def identity(request: web.Request, handler: Handler) -> web.StreamResponse:
+    identify(request)
     return await handler(request)
 
 

@@ -70,6 +70,14 @@ async def test_user_tag_in_log_batch_and_artifact_proxy_paths(backend_uri: str) 
         assert root.status == 403  # a listing not under an experiment id: admins only
 
 
+async def _audit_rows(backend_uri: str, subject: str) -> list[sa.Row]:
+    db = Database(create_engine(CoreSettings(backend_store_uri=backend_uri)))
+    async with db.read() as conn:
+        rows = (await conn.execute(sa.select(audit_log).where(audit_log.c.subject == subject))).all()
+    await db.close()
+    return list(rows)
+
+
 async def test_audit_records_are_stored_and_coalesced(backend_uri: str) -> None:
     subject = "auditee-" + uuid.uuid4().hex[:6]
     async with core(backend_uri) as client:
@@ -81,10 +89,7 @@ async def test_audit_records_are_stored_and_coalesced(backend_uri: str) -> None:
                                                       "timestamp": 1})
         await me.call("POST", "experiments/delete", {"experiment_id": "0"}, expect=403)
         await asyncio.sleep(1.0)
-    db = Database(create_engine(CoreSettings(backend_store_uri=backend_uri)))
-    async with db.read() as conn:
-        rows = (await conn.execute(sa.select(audit_log).where(audit_log.c.subject == subject))).all()
-    await db.close()
+    rows = await _audit_rows(backend_uri, subject)
     metrics = [r for r in rows if r.action == "POST /api/2.0/mlflow/runs/log-metric"]
     # Stored once per batch with their count (a flush may fall between two calls).
     assert sum(int(r.detail.split()[0]) if r.detail else 1 for r in metrics) == 20
@@ -124,3 +129,60 @@ async def test_pruning_removes_only_old_records_in_slices(backend_uri: str) -> N
     kept = await audit_store.query(db, 0, subject=subject)
     await db.close()
     assert len(kept) == 3 and {r["time_ms"] for r in kept} == {10**13}
+
+
+async def test_audit_records_queued_at_shutdown_are_all_stored(backend_uri: str) -> None:
+    """Records wait in memory for the writer's next round; a clean shutdown must write them all,
+    including a batch whose INSERT is under way when the server stops."""
+    subject = "shutdown-" + uuid.uuid4().hex[:6]
+    async with core(backend_uri) as client:
+        me = As(client, subject)
+        made = [(await me.call("POST", "experiments/create", {"name": f"{subject}-{i}"}))["experiment_id"]
+                for i in range(30)]
+        for experiment in made:  # distinct resources: 30 records, none coalesced
+            await me.call("POST", "experiments/set-experiment-tag", {"experiment_id": experiment, "key": "k",
+                                                                     "value": "v"})
+        # No pause: the server stops before the writer's next round (FLUSH_SECONDS).
+    rows = await _audit_rows(backend_uri, subject)
+    created = [r for r in rows if r.action == "POST /api/2.0/mlflow/experiments/create"]
+    assert sum(int(r.detail.split()[0]) if r.detail else 1 for r in created) == 30
+    tagged = [r for r in rows if r.action == "POST /api/2.0/mlflow/experiments/set-experiment-tag"]
+    assert sorted(r.resource_id for r in tagged) == sorted(made) and {r.outcome for r in tagged} == {"allowed"}
+
+
+# What `mlflow server --app-name basic-auth` 3.17.2 answered a non-admin for resources that do
+# not exist, with each default permission (measured against that server; the parity test repeats
+# part of it there): by id or name, the default permission decides (404 when it allows the call,
+# else 403); a run or logged model has no experiment to take a permission from, so it is refused.
+MISSING_RUN = "0123456789abcdef0123456789abcdef"
+MISSING_CALLS = [
+    # (method, path, query, body, status with default READ, with NO_PERMISSIONS)
+    ("GET", "experiments/get", {"experiment_id": "987654"}, None, 404, 403),
+    ("POST", "experiments/update", None, {"experiment_id": "987654", "new_name": "x"}, 403, 403),
+    ("POST", "experiments/delete", None, {"experiment_id": "987654"}, 403, 403),
+    ("GET", "experiments/get-by-name", {"experiment_name": "no-such-experiment"}, None, 404, 404),
+    ("POST", "runs/create", None, {"experiment_id": "987654"}, 403, 403),
+    ("GET", "runs/get", {"run_id": MISSING_RUN}, None, 403, 403),
+    ("POST", "runs/log-metric", None, {"run_id": MISSING_RUN, "key": "k", "value": 1, "timestamp": 1}, 403, 403),
+    ("POST", "runs/delete", None, {"run_id": MISSING_RUN}, 403, 403),
+    ("GET", "metrics/get-history", {"run_id": MISSING_RUN, "metric_key": "k"}, None, 403, 403),
+    ("GET", "artifacts/list", {"run_id": MISSING_RUN}, None, 403, 403),
+    ("GET", "/get-artifact", {"run_id": MISSING_RUN, "path": "a.txt"}, None, 403, 403),
+    ("GET", "registered-models/get", {"name": "no-such-model"}, None, 404, 403),
+    ("PATCH", "registered-models/update", None, {"name": "no-such-model", "description": "d"}, 403, 403),
+    ("DELETE", "registered-models/delete", None, {"name": "no-such-model"}, 403, 403),
+    ("GET", "logged-models/m-0123456789abcdef0123456789abcdef", None, None, 403, 403),
+]
+
+
+async def test_resources_that_do_not_exist_answer_as_mlflow_does(backend_uri: str) -> None:
+    for default, column in (("READ", 4), ("NO_PERMISSIONS", 5)):
+        async with core(backend_uri, default_permission=default) as client:
+            someone, admin = As(client, "someone-" + uuid.uuid4().hex[:6]), As(client, ADMIN)
+            for call in MISSING_CALLS:
+                method, path, query, body = call[:4]
+                got = await someone.call(method, path, body, query, expect=call[column])
+                assert got["error_code"] == ("PERMISSION_DENIED" if call[column] == 403 else "RESOURCE_DOES_NOT_EXIST")
+                if path != "/get-artifact":  # an admin learns that it does not exist
+                    got = await admin.call(method, path, body, query, expect=404)
+                    assert got["error_code"] == "RESOURCE_DOES_NOT_EXIST", (path, got)

@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from aiohttp import hdrs, web
+from aiohttp import web
 
 from tracking_core.errors import MlflowError
 from tracking_core.store import audit as audit_store
@@ -50,6 +50,7 @@ class AuditSink:
         # record key -> [the record, how many times it happened in this batch]
         self._queue: dict[tuple[Any, ...], list[Any]] = {}
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def record(self, *fields: Any) -> None:
         """One request's record: its values in FIELDS order, which are also its key in the batch."""
@@ -79,12 +80,12 @@ class AuditSink:
     async def _run(self) -> None:
         last_prune = 0.0
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), FLUSH_SECONDS)
             self._wake.clear()
             await self.flush()
-            if loop.time() - last_prune > PRUNE_EVERY_SECONDS:
+            if not self._stopping and loop.time() - last_prune > PRUNE_EVERY_SECONDS:
                 last_prune = loop.time()
                 with contextlib.suppress(Exception):
                     # A few slices per round; the rest next time, so pruning never hogs the writer.
@@ -92,46 +93,32 @@ class AuditSink:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
+        """The writer for the server's lifetime. On a clean shutdown it is not cancelled (that could
+        drop a batch in the middle of its INSERT): it is told to stop, ends its current round, and
+        whatever is still queued is written before the database closes."""
         task = asyncio.create_task(self._run())
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            self._stopping = True
+            self._wake.set()
+            await task
             await self.flush()
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _DOWNLOAD_MARKS = ("/get-artifact", "/mlflow-artifacts/artifacts/", "/mlflow-artifacts/presigned/")
 
 
-def audited(request: web.Request) -> bool:
-    if request.method in _WRITES:
+def audited(method: str, path: str) -> bool:
+    """State-changing requests and downloads get a record."""
+    if method in _WRITES:
         return True
-    return request.method == "GET" and any(mark in request.path for mark in _DOWNLOAD_MARKS)
+    return method == "GET" and any(mark in path for mark in _DOWNLOAD_MARKS)
 
 
-def route_actions(app: web.Application) -> dict[web.AbstractRoute, str]:
-    """Each route's action, worked out once at start-up: `POST /api/2.0/mlflow/runs/log-metric`."""
-    return {
-        route: _action(route.method, route.resource.canonical)
-        for route in app.router.routes()
-        if route.resource is not None and route.method != hdrs.METH_ANY
-    }
-
-
-def action_of(request: web.Request, actions: Mapping[web.AbstractRoute, str]) -> str:
-    """The route, not the concrete URL (`route_actions`); the path when no route matched."""
-    found = actions.get(request.match_info.route)
-    if found is not None:
-        return found
-    resource = request.match_info.route.resource
-    return _action(request.method, resource.canonical if resource is not None else request.path)
-
-
-def _action(method: str, where: str) -> str:
+def action(method: str, where: str) -> str:
+    """The route, not the concrete URL: `POST /api/2.0/mlflow/runs/log-metric`."""
     return f"{method} {where}"[:128]
 
 

@@ -66,11 +66,12 @@ class CallerCache:
         self._admin_users = frozenset(config.admin_users)
         self._admin_groups = frozenset(config.admin_groups)
         self._entries: dict[tuple[str, tuple[str, ...]], tuple[float, Caller]] = {}
-
-    def anonymous(self) -> Caller:
         # No identity on a server that authenticates: the operator exempted this route, so it may
         # read what everyone may read by default, and never write.
-        return Caller(None, None, False, min(self._default, Permission.READ))
+        self._anonymous = Caller(None, None, False, min(self._default, Permission.READ))
+
+    def anonymous(self) -> Caller:
+        return self._anonymous
 
     async def lookup(self, subject: str) -> Caller:
         """Another subject's standing, for the grants API (their groups are unknown here: only
@@ -80,14 +81,20 @@ class CallerCache:
     def clear(self) -> None:
         self._entries.clear()
 
+    def cached(self, identity: Identity) -> Caller | None:
+        """The caller from the cache, if loaded less than TTL ago (the hot path: no coroutine)."""
+        hit = self._entries.get((identity.subject, identity.groups))
+        if hit is None or time.monotonic() - hit[0] >= TTL:
+            return None
+        if hit[1].method == identity.method:
+            return hit[1]
+        return replace(hit[1], method=identity.method, _known=hit[1]._known)
+
     async def load(self, identity: Identity) -> Caller:
+        if (hit := self.cached(identity)) is not None:
+            return hit
         key = (identity.subject, identity.groups)
         now = time.monotonic()
-        hit = self._entries.get(key)
-        if hit is not None and now - hit[0] < TTL:
-            if hit[1].method == identity.method:
-                return hit[1]
-            return replace(hit[1], method=identity.method, _known=hit[1]._known)
         async with self._db.read() as conn:
             rows = (await conn.execute(caller_rows(identity.subject, identity.groups))).all()
         collected: dict[tuple[str, str], list[Permission]] = {}

@@ -8,21 +8,22 @@ none of this, as `mlflow server` without its auth app.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from tracking_core.api import experiments, registered_models, runs
 from tracking_core.api.routing import Endpoint
-from tracking_core.authz.audit import AuditSink, action_of, audited, outcome, route_actions, status_of
+from tracking_core.authz.audit import AuditSink, action, audited, outcome, status_of
 from tracking_core.authz.caller import Caller, CallerCache
 from tracking_core.authz.locate import Locator
-from tracking_core.authz.paths import check_path
+from tracking_core.authz.paths import PATH_RULES, Check
 from tracking_core.authz.permissions import EXPERIMENT, REGISTERED_MODEL, Permission
 from tracking_core.authz.routes import RULES, Kind, Rule
 from tracking_core.authz.state import AUTHZ, CALLER, DETAIL, RESOURCE, Authz, current, denied, require, require_admin
+from tracking_core.identity import identify
 from tracking_core.keys import CONFIG, STORES
 from tracking_core.store import grants as grant_store
 from tracking_core.store import tables
@@ -30,11 +31,31 @@ from tracking_core.store import tables
 USER_TAG = runs.USER_TAG
 
 
+class Route(NamedTuple):
+    """What authorization does for one route, worked out once at start-up, not per request."""
+
+    action: str  # the audit record's action: `POST /api/2.0/mlflow/runs/log-metric`
+    audited: bool  # state-changing or a download: one audit record per request
+    check: Check | None  # the path rule of a non-Endpoint route (paths.PATH_RULES)
+
+
+def _route(method: str, where: str, handler: Any) -> Route:
+    return Route(action(method, where), audited(method, where), PATH_RULES.get(handler))
+
+
+def route_table(app: web.Application) -> dict[web.AbstractRoute, Route]:
+    return {
+        route: _route(route.method, route.resource.canonical, route.handler)
+        for route in app.router.routes()
+        if route.resource is not None and route.method != hdrs.METH_ANY
+    }
+
+
 async def authz_ctx(app: web.Application) -> AsyncIterator[None]:
     """Runs after the stores' context: it uses their database."""
     config, db = app[CONFIG], app[STORES].db
     sink = AuditSink(db, config.audit_retention_days)
-    app[AUTHZ] = Authz(config, db, CallerCache(db, config), Locator(db), sink, route_actions(app))
+    app[AUTHZ] = Authz(config, db, CallerCache(db, config), Locator(db), sink, route_table(app))
     async with sink.running():
         yield
 
@@ -83,18 +104,22 @@ async def _check(request: web.Request, caller: Caller, rule: Rule | None, a: dic
     if rule is None:
         require_admin(caller)  # an endpoint nobody classified: admins only, never open by omission
         return
-    if rule.kind is Kind.CREATE and caller.subject is None:
-        raise denied("Permission denied: an unauthenticated caller cannot create.")
-    if rule.kind is not Kind.RESOURCE or rule.find is None:
+    if rule.kind is not Kind.RESOURCE:
+        if rule.kind is Kind.CREATE and caller.subject is None:
+            raise denied("Permission denied: an unauthenticated caller cannot create.")
         return
-    for resource in await rule.find(request.app[AUTHZ].locator, a):
+    locator = request.app[AUTHZ].locator
+    found = rule.quick(locator, a) if rule.quick is not None else None
+    if found is None and rule.find is not None:
+        found = await rule.find(locator, a)
+    for resource in found or ():
         if resource is None:
-            continue  # unknown id: the handler answers RESOURCE_DOES_NOT_EXIST
+            continue  # an unknown experiment name: the handler answers RESOURCE_DOES_NOT_EXIST
         if RESOURCE not in request:  # the first resource names the request in its audit record
             request[RESOURCE] = resource
         require(caller, resource, rule.need)
     if rule.reads is not None:
-        for resource in await rule.reads(request.app[AUTHZ].locator, a):
+        for resource in await rule.reads(locator, a):
             if resource is not None:
                 require(caller, resource, Permission.READ)
     if rule.user_tag:
@@ -103,7 +128,7 @@ async def _check(request: web.Request, caller: Caller, rule: Rule | None, a: dic
 
 async def guard(request: web.Request, endpoint: Endpoint, a: dict[str, Any]) -> dict[str, Any]:
     """Called by the routing adapter instead of `endpoint.handler` when authorization is on."""
-    caller = await current(request)
+    caller = request.get(CALLER) or await current(request)
     assert caller is not None  # guard is installed only with AUTHZ
     await _check(request, caller, RULES.get(endpoint.handler), a)
     out = await endpoint.handler(request, a)
@@ -112,8 +137,7 @@ async def guard(request: web.Request, endpoint: Endpoint, a: dict[str, Any]) -> 
     return out
 
 
-async def _record(request: web.Request, status: int) -> None:
-    az = request.app[AUTHZ]
+async def _record(request: web.Request, az: Authz, what: str, status: int) -> None:
     caller = request.get(CALLER) or await current(request)
     rtype, rid = request.get(RESOURCE) or (None, None)
     az.audit.record(  # in audit.FIELDS order
@@ -122,7 +146,7 @@ async def _record(request: web.Request, status: int) -> None:
         # The gateway's X-Forwarded-For (it replaces any the client sent); the core's own peer is
         # the gateway's socket.
         (request.headers.get("X-Forwarded-For") or request.remote or "")[:64] or None,
-        action_of(request, az.actions),
+        what,
         rtype,
         str(rid)[:256] if rid is not None else None,
         outcome(status),
@@ -133,17 +157,32 @@ async def _record(request: web.Request, status: int) -> None:
 
 @web.middleware
 async def authorize(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Path rules for the non-Endpoint routes, and the audit record (after the identity middleware)."""
-    if AUTHZ not in request.app:
+    """The identity middleware's work, the path rules of the non-Endpoint routes and the audit
+    record, in one layer: installed in place of `identity.identity` when authorization is on."""
+    identify(request)
+    az = request.app.get(AUTHZ)
+    if az is None:  # not started (no request reaches a server before its start-up)
         return await handler(request)
-    record = audited(request)
+    route = az.routes.get(request.match_info.route)
+    if route is None:  # no route matched (404, 405) or a catch-all one
+        resource = request.match_info.route.resource
+        route = _route(request.method, resource.canonical if resource is not None else request.path, None)
+    if not route.audited:
+        if route.check is not None:
+            await route.check(request, request.get(CALLER) or await _caller(request))
+        return await handler(request)
     try:
-        await check_path(request)
+        if route.check is not None:
+            await route.check(request, request.get(CALLER) or await _caller(request))
         response = await handler(request)
     except BaseException as exc:
-        if record:
-            await _record(request, status_of(exc))
+        await _record(request, az, route.action, status_of(exc))
         raise
-    if record:
-        await _record(request, response.status)
+    await _record(request, az, route.action, response.status)
     return response
+
+
+async def _caller(request: web.Request) -> Caller:
+    found = await current(request)
+    assert found is not None  # only with authorization on
+    return found

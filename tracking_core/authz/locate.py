@@ -6,7 +6,7 @@ is remembered per worker (a bounded map): the hot log_metric path asks the datab
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -15,6 +15,15 @@ from tracking_core.store.database import Database
 from tracking_core.store.tables import experiments, logged_models, runs
 
 Resource = tuple[str, str]  # (resource type, id): ("experiment", "3"), ("registered_model", "name")
+
+
+class Missing(NamedTuple):
+    """A run or logged model that does not exist: its experiment, and so its permission, is
+    unknown. Only admins pass (and get RESOURCE_DOES_NOT_EXIST); everyone else is refused, as
+    MLflow's auth app refuses them, so a 403 never tells whether an id exists."""
+
+    kind: str  # "run", "logged_model"
+    key: str
 
 MAX_REMEMBERED = 100_000
 
@@ -33,26 +42,27 @@ class Locator:
         hit = self._known.get((kind, key))
         return None if hit is None else (EXPERIMENT, hit)
 
-    async def _experiment_of(self, kind: str, stmt: sa.Select[Any], key: str) -> Resource | None:
+    async def _experiment_of(self, kind: str, stmt: sa.Select[Any], key: str) -> Resource | Missing:
         hit = self._known.get((kind, key))
         if hit is None:
             async with self._db.read() as conn:
                 found = await conn.scalar(stmt, {"id": key})
             if found is None:
-                return None  # unknown: the handler answers RESOURCE_DOES_NOT_EXIST
+                return Missing("logged_model" if kind == "model" else kind, key)
             hit = str(found)
             self._known[(kind, key)] = hit
             if len(self._known) > MAX_REMEMBERED:
                 self._known.popitem(last=False)
         return EXPERIMENT, hit
 
-    async def run(self, run_id: str) -> Resource | None:
+    async def run(self, run_id: str) -> Resource | Missing:
         return await self._experiment_of("run", _RUN, run_id)
 
-    async def logged_model(self, model_id: str) -> Resource | None:
+    async def logged_model(self, model_id: str) -> Resource | Missing:
         return await self._experiment_of("model", _MODEL, model_id)
 
     async def experiment_named(self, name: str) -> Resource | None:
+        """None for an unknown name: the handler answers RESOURCE_DOES_NOT_EXIST (so does MLflow)."""
         async with self._db.read() as conn:  # names change (rename), so never remembered
             found = await conn.scalar(_BY_NAME, {"id": name})
         return None if found is None else (EXPERIMENT, str(found))

@@ -15,16 +15,14 @@ from aiohttp import web
 from tracking_core.api import artifacts, run_artifacts, ui_helpers
 from tracking_core.authz import locate
 from tracking_core.authz.caller import Caller
-from tracking_core.authz.locate import Resource
+from tracking_core.authz.locate import Missing, Resource
 from tracking_core.authz.permissions import Permission
-from tracking_core.authz.state import AUTHZ, RESOURCE, current, require, require_admin
+from tracking_core.authz.state import AUTHZ, RESOURCE, require, require_admin
 
 Check = Callable[[web.Request, Caller], Awaitable[None]]
 
 
-async def _checked(request: web.Request, caller: Caller, resource: Resource | None, need: Permission) -> None:
-    if resource is None:
-        return  # unknown: the handler answers RESOURCE_DOES_NOT_EXIST
+async def _checked(request: web.Request, caller: Caller, resource: Resource | Missing, need: Permission) -> None:
     request[RESOURCE] = resource
     require(caller, resource, need)
 
@@ -70,12 +68,3 @@ PATH_RULES: dict[Callable[..., object], Check] = {
     artifacts.mpu_abort: _proxy(Permission.EDIT),
     artifacts.delete: _proxy(Permission.MANAGE),
 }
-
-
-async def check_path(request: web.Request) -> None:
-    """The path rule of this route, if it has one (most routes are Endpoints, checked by the guard)."""
-    check = PATH_RULES.get(request.match_info.handler)
-    if check is not None:
-        caller = await current(request)
-        assert caller is not None  # only called with authorization on
-        await check(request, caller)

@@ -27,10 +27,15 @@ from tracking_core.api import (
     ui_helpers,
 )
 from tracking_core.authz import locate
-from tracking_core.authz.locate import Locator, Resource
+from tracking_core.authz.locate import Locator, Missing, Resource
 from tracking_core.authz.permissions import Permission
 
-Find = Callable[[Locator, dict[str, Any]], Awaitable[list[Resource | None]]]
+# None: nothing to check here (the handler answers RESOURCE_DOES_NOT_EXIST); Missing: see locate.
+Found = Resource | Missing | None
+Find = Callable[[Locator, dict[str, Any]], Awaitable[list[Found]]]
+# The same answer without a coroutine when it needs no database (an id in the request, a run whose
+# experiment the locator remembers); None: ask `find`.
+Quick = Callable[[Locator, dict[str, Any]], list[Found] | None]
 
 
 class Kind(Enum):
@@ -49,41 +54,60 @@ class Rule:
     user_tag: bool = False
     # Resources the request also reads from (a new model version's source): READ is needed on each.
     reads: Find | None = None
+    quick: Quick | None = None
 
 
-async def _experiment_arg(_: Locator, a: dict[str, Any]) -> list[Resource | None]:
+def _experiment_arg_now(_: Locator, a: dict[str, Any]) -> list[Found]:
     return [locate.experiment(a["experiment_id"])] if a.get("experiment_id") not in (None, "") else []
 
 
-async def _experiment_name(loc: Locator, a: dict[str, Any]) -> list[Resource | None]:
+async def _experiment_arg(loc: Locator, a: dict[str, Any]) -> list[Found]:
+    return _experiment_arg_now(loc, a)
+
+
+async def _experiment_name(loc: Locator, a: dict[str, Any]) -> list[Found]:
     return [await loc.experiment_named(a["experiment_name"] or "")]
 
 
-async def _run(loc: Locator, a: dict[str, Any]) -> list[Resource | None]:
+def _run_now(loc: Locator, a: dict[str, Any]) -> list[Found] | None:
     run_id = a.get("run_id")
     if not run_id:
         return []
-    return [loc.known("run", run_id) or await loc.run(run_id)]
+    known = loc.known("run", run_id)
+    return None if known is None else [known]
 
 
-async def _runs(loc: Locator, a: dict[str, Any]) -> list[Resource | None]:
+async def _run(loc: Locator, a: dict[str, Any]) -> list[Found]:
+    run_id = a.get("run_id")
+    return [await loc.run(run_id)] if run_id else []
+
+
+async def _runs(loc: Locator, a: dict[str, Any]) -> list[Found]:
     return [await loc.run(r) for r in a.get("run_ids") or () if r]
 
 
-async def _runs_repeated(loc: Locator, a: dict[str, Any]) -> list[Resource | None]:
+async def _runs_repeated(loc: Locator, a: dict[str, Any]) -> list[Found]:
     return [await loc.run(r) for r in a.get("run_id") or () if r]
 
 
-async def _experiments(_: Locator, a: dict[str, Any]) -> list[Resource | None]:
+def _experiments_now(_: Locator, a: dict[str, Any]) -> list[Found]:
     return [locate.experiment(e) for e in a.get("experiment_ids") or ()]
 
 
-async def _logged_model(loc: Locator, a: dict[str, Any]) -> list[Resource | None]:
+async def _experiments(loc: Locator, a: dict[str, Any]) -> list[Found]:
+    return _experiments_now(loc, a)
+
+
+async def _logged_model(loc: Locator, a: dict[str, Any]) -> list[Found]:
     return [await loc.logged_model(a["model_id"])] if a.get("model_id") else []
 
 
-async def _model(_: Locator, a: dict[str, Any]) -> list[Resource | None]:
+def _model_now(_: Locator, a: dict[str, Any]) -> list[Found]:
     return [locate.registered_model(a["name"])] if a.get("name") else []
+
+
+async def _model(loc: Locator, a: dict[str, Any]) -> list[Found]:
+    return _model_now(loc, a)
 
 
 _RUN_SOURCE = re.compile(r"^runs:/([^/]+)")
@@ -92,11 +116,11 @@ _PROXY_SOURCE = re.compile(r"^mlflow-artifacts:/+(\d+)/")
 _REGISTRY_SOURCE = re.compile(r"^models:/([^/@]+)/\d+$")
 
 
-async def _version_source(loc: Locator, a: dict[str, Any]) -> list[Resource | None]:
+async def _version_source(loc: Locator, a: dict[str, Any]) -> list[Found]:
     """What a new model version points at must be readable by its creator: else registering a
     version would be a way to download artifacts of an experiment one may not read."""
     source = str(a.get("source") or "")
-    found: list[Resource | None] = []
+    found: list[Found] = []
     if a.get("run_id"):
         found.append(await loc.run(a["run_id"]))
     if a.get("model_id"):
@@ -112,8 +136,13 @@ async def _version_source(loc: Locator, a: dict[str, Any]) -> list[Resource | No
     return found
 
 
+_QUICK: dict[Find, Quick] = {
+    _experiment_arg: _experiment_arg_now, _run: _run_now, _experiments: _experiments_now, _model: _model_now,
+}
+
+
 def _on(find: Find, need: Permission, **extra: Any) -> Rule:
-    return Rule(Kind.RESOURCE, need, find, **extra)
+    return Rule(Kind.RESOURCE, need, find, quick=_QUICK.get(find), **extra)
 
 
 R, E, M = Permission.READ, Permission.EDIT, Permission.MANAGE

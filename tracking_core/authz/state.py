@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
 from tracking_core.authz.audit import AuditSink
 from tracking_core.authz.caller import Caller, CallerCache
-from tracking_core.authz.locate import Locator, Resource
+from tracking_core.authz.locate import Locator, Missing, Resource
 from tracking_core.authz.permissions import Permission
 from tracking_core.authz.visibility import Visibility
 from tracking_core.errors import ErrorCode, MlflowError
@@ -25,7 +26,7 @@ class Authz:
     callers: CallerCache
     locator: Locator
     audit: AuditSink
-    actions: Mapping[web.AbstractRoute, str]  # each route's audit action (authz.audit.route_actions)
+    routes: Mapping[web.AbstractRoute, Any]  # what each route needs: authz.guard.Route
 
 
 AUTHZ = web.AppKey("authz", Authz)
@@ -48,7 +49,10 @@ async def current(request: web.Request) -> Caller | None:
     if az is None:
         return None
     identity = identity_of(request)
-    loaded = az.callers.anonymous() if identity is None else await az.callers.load(identity)
+    if identity is None:
+        loaded = az.callers.anonymous()
+    else:
+        loaded = az.callers.cached(identity) or await az.callers.load(identity)
     request[CALLER] = loaded
     return loaded
 
@@ -63,9 +67,10 @@ def denied(message: str) -> MlflowError:
     return MlflowError(ErrorCode.PERMISSION_DENIED, message)
 
 
-def require(caller: Caller, resource: Resource, need: Permission) -> None:
-    have = caller.permission(*resource)
-    if not have.allows(need):
+def require(caller: Caller, resource: Resource | Missing, need: Permission) -> None:
+    # A Missing run or logged model: only admins learn that it does not exist.
+    allowed = caller.is_admin if resource.__class__ is Missing else caller.permission(*resource).allows(need)
+    if not allowed:
         who = caller.subject or "an unauthenticated caller"
         raise denied(f"Permission denied: {who} needs {need.name} on {resource[0]} '{resource[1]}'.")
 
