@@ -59,12 +59,12 @@ async def _stores_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def build_app(config: CoreSettings) -> web.Application:
-    # Order: the replica choice wraps everything it routes; errors map whatever is raised below it;
-    # the caller is known before authorization reads it. Authorization only when the gateway
-    # authenticates, so an open server pays nothing for it per request.
-    middlewares = [*replica.middlewares(config), middleware.errors, identity.identity]
-    if config.authorization and not config.artifacts_only:
-        middlewares.append(authz.authorize)
+    # Order: the replica choice wraps everything it routes; errors map whatever is raised below it.
+    # Authorization only when the gateway authenticates, so an open server pays nothing for it per
+    # request; its middleware reads the caller itself, in place of the identity middleware.
+    authorizing = config.authorization and not config.artifacts_only
+    caller = authz.authorize if authorizing else identity.identity
+    middlewares = [*replica.middlewares(config), middleware.errors, caller]
     app = web.Application(middlewares=middlewares, client_max_size=config.max_body_mb * 1024 * 1024)
     app[CONFIG] = config
     prefix = config.static_prefix
