@@ -96,10 +96,12 @@ def run_import(args: argparse.Namespace) -> int:
         print(f"  {what}: {count:,}")
     runs = report.metric_runs
     if runs.resumed or runs.complete or runs.not_yet:
-        # A rerun: what the target held already, and what was topped up.
+        # A rerun: what the target held already, and what was (or would be) topped up.
+        done = "to resume or catch up, {:,} to copy" if report.dry_run else "resumed or caught up, {:,} copied"
         print(
-            f"  (metric histories: {runs.complete:,} runs complete already, {runs.resumed:,} resumed or caught up, "
-            f"{runs.copied:,} copied, {runs.not_yet:,} left for the next import)"
+            f"  (metric histories: {runs.complete:,} runs complete already, {runs.resumed:,} "
+            + done.format(runs.copied)
+            + f", {runs.not_yet:,} left for the next import)"
         )
     if not report.dry_run:
         elapsed = time.monotonic() - started

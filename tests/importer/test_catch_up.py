@@ -98,6 +98,9 @@ def test_second_import_catches_up_with_what_mlflow_wrote_since(
         _log(client, late, 0, POINTS)
         client.create_model_version("m", "s3://bucket/m2", run_id=late)
 
+        planned = run_import(source.removeprefix("file://"), target, "--dry-run")
+        assert planned.returncode == 0, planned.stderr
+        assert f"0 runs complete already, {RUNS} to resume or catch up, 1 to copy" in planned.stdout, planned.stdout
         second = _import(source.removeprefix("file://"), target)
         caught_up = re.search(r"(\d+) runs complete already, (\d+) resumed or caught up, (\d+) copied", second)
         assert caught_up, second

@@ -74,16 +74,23 @@ class StreamMover:
 
 
 async def copy_metrics(
-    source: Source, target: Target, mover: Mover, advance: Callable[[int], None], points_per_group: int
+    source: Source,
+    target: Target,
+    mover: Mover,
+    advance: Callable[[int], None],
+    points_per_group: int,
+    *,
+    dry_run: bool = False,
 ) -> MetricRuns:
-    """Every source point the target lacks, run group by run group."""
+    """Every source point the target lacks, run group by run group. `dry_run`: the runs are not
+    in the target yet because nothing was written; count a missing run as one to copy."""
     found = MetricRuns()
     async for chunk in source.metric_counts():
         have = await target.metric_counts([run for run, _ in chunk])
         fresh: list[tuple[str, int]] = []
         partial: list[tuple[str, int]] = []
         for run, count in chunk:
-            held = have.get(run)
+            held = have.get(run, 0 if dry_run else None)
             if held is None:
                 found.not_yet += 1
             elif held >= count:

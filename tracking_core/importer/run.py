@@ -125,6 +125,10 @@ async def import_mlflow(
             if not dry_run:
                 files = _sqlite_pair(source, source_uri, target_uri)
                 await _copy(source, target, report, progress(totals) if progress else None, files)
+            elif not empty:  # a rerun's dry run: which runs' histories would be copied or topped up
+                report.metric_runs = await copy_metrics(
+                    source, target, _Plan(), lambda _: None, batch_size, dry_run=True
+                )
             if auth_db is not None and not empty:
                 report.auth_counts = await import_auth(auth_db, engine, dry_run=dry_run)
         finally:
@@ -139,6 +143,13 @@ def _sqlite_pair(source: Source, source_uri: str, target_uri: str) -> tuple[str,
         return None
     source_file, target_file = sqlite_file(source_uri), sqlite_file(target_uri)
     return (source_file, target_file) if source_file and target_file else None
+
+
+class _Plan:
+    """A Mover that moves nothing: what a dry run reports."""
+
+    async def copy(self, run_ids: list[str], *, fresh: bool) -> None:
+        return None
 
 
 @contextlib.asynccontextmanager
