@@ -104,7 +104,7 @@ class SftpSession(FileSession):
                         while len(pending) >= IN_FLIGHT:
                             await pending.popleft()
                         # bytes(): the request may be sent after the producer reuses its buffer.
-                        piece = bytes(chunk[at : at + block])
+                        piece = bytes(memoryview(chunk)[at : at + block])
                         pending.append(asyncio.ensure_future(f.write(piece, size)))
                         size += len(piece)
                 while pending:
