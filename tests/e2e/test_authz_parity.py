@@ -141,6 +141,14 @@ def test_the_same_script_on_both_servers(server_url: str) -> None:
     step("editor reads its own effective permission", "editor",
          lambda: state.update(own=auth.get_user_permission("editor", "experiment", state["experiment"])))
     step("owner deletes the run", "owner", lambda: c().delete_run(state["run"]))
+    # Resources that do not exist: the default permission (READ) decides for an id or a name; a
+    # run has no experiment to take one from, so it is refused (and its existence not told).
+    step("reader reads an experiment that does not exist", "reader", lambda: c().get_experiment("987654"))
+    step("reader tags an experiment that does not exist", "reader",
+         lambda: c().set_experiment_tag("987654", "k", "v"))
+    step("reader reads a run that does not exist", "reader", lambda: c().get_run("0" * 32))
+    step("reader reads a model that does not exist", "reader", lambda: c().get_registered_model("no-such"))
+    step("admin reads a run that does not exist", "admin", lambda: c().get_run("0" * 32))
     mlflow.set_tracking_uri("")
 
     assert results == {
@@ -164,6 +172,11 @@ def test_the_same_script_on_both_servers(server_url: str) -> None:
         "admin reads reader's effective permission": "allowed",
         "editor reads its own effective permission": "allowed",
         "owner deletes the run": "allowed",
+        "reader reads an experiment that does not exist": "RESOURCE_DOES_NOT_EXIST",
+        "reader tags an experiment that does not exist": "denied",
+        "reader reads a run that does not exist": "denied",
+        "reader reads a model that does not exist": "RESOURCE_DOES_NOT_EXIST",
+        "admin reads a run that does not exist": "RESOURCE_DOES_NOT_EXIST",
     }
     assert (state["effective"].permission, state["effective"].allowed) == ("READ", False)
     assert (state["own"].permission, state["own"].allowed) == ("EDIT", True)
