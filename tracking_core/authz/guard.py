@@ -112,11 +112,12 @@ async def _check(request: web.Request, caller: Caller, rule: Rule | None, a: dic
     found = rule.quick(locator, a) if rule.quick is not None else None
     if found is None and rule.find is not None:
         found = await rule.find(locator, a)
+    named = False
     for resource in found or ():
         if resource is None:
             continue  # an unknown experiment name: the handler answers RESOURCE_DOES_NOT_EXIST
-        if RESOURCE not in request:  # the first resource names the request in its audit record
-            request[RESOURCE] = resource
+        if not named:  # the first resource names the request in its audit record
+            request[RESOURCE], named = resource, True
         require(caller, resource, rule.need)
     if rule.reads is not None:
         for resource in await rule.reads(locator, a):
@@ -137,12 +138,11 @@ async def guard(request: web.Request, endpoint: Endpoint, a: dict[str, Any]) -> 
     return out
 
 
-async def _record(request: web.Request, az: Authz, what: str, status: int) -> None:
-    caller = request.get(CALLER) or await current(request)
+def _record(request: web.Request, az: Authz, caller: Caller, what: str, status: int) -> None:
     rtype, rid = request.get(RESOURCE) or (None, None)
     az.audit.record(  # in audit.FIELDS order
-        caller.subject if caller else None,
-        caller.method if caller else None,
+        caller.subject,
+        caller.method,
         # The gateway's X-Forwarded-For (it replaces any the client sent); the core's own peer is
         # the gateway's socket.
         (request.headers.get("X-Forwarded-For") or request.remote or "")[:64] or None,
@@ -159,26 +159,30 @@ async def _record(request: web.Request, az: Authz, what: str, status: int) -> No
 async def authorize(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The identity middleware's work, the path rules of the non-Endpoint routes and the audit
     record, in one layer: installed in place of `identity.identity` when authorization is on."""
-    identify(request)
+    identity = identify(request)
     az = request.app.get(AUTHZ)
     if az is None:  # not started (no request reaches a server before its start-up)
         return await handler(request)
+    # The caller, when the cache has it (the guard loads it otherwise, only if the route needs it).
+    caller = az.callers.anonymous() if identity is None else az.callers.cached(identity)
+    if caller is not None:
+        request[CALLER] = caller
     route = az.routes.get(request.match_info.route)
     if route is None:  # no route matched (404, 405) or a catch-all one
         resource = request.match_info.route.resource
         route = _route(request.method, resource.canonical if resource is not None else request.path, None)
     if not route.audited:
         if route.check is not None:
-            await route.check(request, request.get(CALLER) or await _caller(request))
+            await route.check(request, caller or await _caller(request))
         return await handler(request)
     try:
         if route.check is not None:
-            await route.check(request, request.get(CALLER) or await _caller(request))
+            await route.check(request, caller or await _caller(request))
         response = await handler(request)
     except BaseException as exc:
-        await _record(request, az, route.action, status_of(exc))
+        _record(request, az, request.get(CALLER) or await _caller(request), route.action, status_of(exc))
         raise
-    await _record(request, az, route.action, response.status)
+    _record(request, az, request.get(CALLER) or await _caller(request), route.action, response.status)
     return response
 
 
