@@ -48,8 +48,10 @@ def _tracking(client: MlflowClient) -> None:
         params=[Param("lr", "0.01"), Param("layers", "50"), Param("long", "x" * 6000)],
         tags=[RunTag("mlflow.user", "alice"), RunTag("note", "ü ✓")],
     )
-    for value in (math.nan, math.inf, -math.inf, -0.5):
-        client.log_metric(run.info.run_id, "odd", value, step=3)
+    # Distinct timestamps: four calls can land in one millisecond, and which of several points tied on
+    # (step, timestamp) is the "latest" differs between MLflow's file store and its SQL stores.
+    for k, value in enumerate((math.nan, math.inf, -math.inf, -0.5)):
+        client.log_metric(run.info.run_id, "odd", value, timestamp=1_700_000_100_000 + k, step=3)
     client.set_terminated(run.info.run_id, "FINISHED")
 
     failed = client.create_run(vision, run_name="failed-one")
