@@ -153,6 +153,25 @@ def test_nested_run_follows_its_parent(watched: Watched, logged: Logged, tmp_pat
     assert "child" in (page.locator(f"tr[data-run-id='{logged.child}']").get_attribute("class") or "")
 
 
+def test_duration_sorts_the_page_keeping_groups(watched: Watched, logged: Logged, tmp_path: Path) -> None:
+    page = visit(watched, f"/experiments/{logged.experiment_id}", tmp_path, "runs-by-duration")
+    durations = """rows => rows.filter(r => !r.classList.contains('child'))
+                             .map(r => Number(r.querySelector('td[data-ms]').dataset.ms || -1))"""
+    page.click("#runs th[data-duration] button")
+    assert page.get_attribute("#runs th[data-duration]", "aria-sort") == "descending"
+    top = page.locator("#runs tbody tr").evaluate_all(durations)
+    assert top == sorted(top, reverse=True) and len(top) == RUNS + 1
+    ids = page.locator("#runs tbody tr").evaluate_all("rows => rows.map(r => r.dataset.runId)")
+    assert ids.index(logged.child) == ids.index(logged.parent) + 1  # the group moved as one
+    page.click("#runs th[data-duration] button")
+    top = page.locator("#runs tbody tr").evaluate_all(durations)
+    assert top == sorted(top)
+    page.focus("#runs tbody tr:first-child")
+    page.keyboard.press("ArrowDown")  # keyboard order follows the new order
+    assert page.evaluate("document.activeElement === document.querySelector('#runs tbody tr:nth-child(2)')")
+    watched.check_clean()
+
+
 def test_run_page_chart_and_previews(watched: Watched, logged: Logged, tmp_path: Path) -> None:
     page = visit(watched, f"/runs/{logged.parent}", tmp_path, "run")
     page.wait_for_selector("#run-chart[data-drawn]")

@@ -92,15 +92,47 @@ function setupChart(el) {
 
 // Arrow keys move between rows of a data table; Enter follows the row's first link.
 function setupTableKeys(table) {
-  const rows = [...table.tBodies[0].rows];
-  rows.forEach((row, i) => {
-    row.tabIndex = i === 0 ? 0 : -1;
-    row.addEventListener("keydown", (ev) => {
-      if (ev.target !== row) return;
-      const next = ev.key === "ArrowDown" ? rows[i + 1] : ev.key === "ArrowUp" ? rows[i - 1] : null;
-      if (next) { ev.preventDefault(); row.tabIndex = -1; next.tabIndex = 0; next.focus(); }
-      if (ev.key === "Enter") { const a = row.querySelector("a"); if (a) a.click(); }
-    });
+  const body = table.tBodies[0];
+  [...body.rows].forEach((row, i) => { row.tabIndex = i === 0 ? 0 : -1; });
+  body.addEventListener("keydown", (ev) => {
+    const row = ev.target;
+    if (!(row instanceof HTMLTableRowElement)) return;
+    const rows = [...body.rows]; // in their current order (a page may be re-sorted)
+    const i = rows.indexOf(row);
+    const next = ev.key === "ArrowDown" ? rows[i + 1] : ev.key === "ArrowUp" ? rows[i - 1] : null;
+    if (next) { ev.preventDefault(); row.tabIndex = -1; next.tabIndex = 0; next.focus(); }
+    if (ev.key === "Enter") { const a = row.querySelector("a"); if (a) a.click(); }
+  });
+}
+
+// Duration is no key of MLflow's search, so the server cannot order by it: the header sorts the
+// rows of this page (a parent's group moves as one, headed by the parent).
+function setupDurationSort(table) {
+  const th = table.querySelector("th[data-duration]");
+  if (!th) return;
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "th-button";
+  button.textContent = th.textContent;
+  th.textContent = "";
+  th.append(button);
+  let descending = true;
+  button.addEventListener("click", () => {
+    const body = table.tBodies[0];
+    const groups = [];
+    for (const row of body.rows) {
+      if (row.classList.contains("child") && groups.length) groups[groups.length - 1].push(row);
+      else groups.push([row]);
+    }
+    const ms = (group) => {
+      const text = group[0].querySelector("td[data-ms]")?.dataset.ms;
+      return text ? Number(text) : -1;
+    };
+    groups.sort((a, b) => (descending ? ms(b) - ms(a) : ms(a) - ms(b)));
+    for (const group of groups) body.append(...group);
+    table.querySelectorAll("thead th[aria-sort]").forEach((h) => h.removeAttribute("aria-sort"));
+    th.setAttribute("aria-sort", descending ? "descending" : "ascending");
+    descending = !descending;
   });
 }
 
@@ -143,3 +175,4 @@ function setupColumnPicker(details) {
 document.querySelectorAll(".chart[data-runs]").forEach(setupChart);
 document.querySelectorAll("details[data-keys]").forEach(setupColumnPicker);
 document.querySelectorAll("table.runs, table#experiments").forEach(setupTableKeys);
+document.querySelectorAll("table.runs").forEach(setupDurationSort);
