@@ -55,6 +55,8 @@ class Rule:
     # Resources the request also reads from (a new model version's source): READ is needed on each.
     reads: Find | None = None
     quick: Quick | None = None
+    # Nothing but `need` on what `quick` names: the guard's path without a coroutine (see _on).
+    simple: bool = False
 
 
 def _experiment_arg_now(_: Locator, a: dict[str, Any]) -> list[Found]:
@@ -142,7 +144,9 @@ _QUICK: dict[Find, Quick] = {
 
 
 def _on(find: Find, need: Permission, **extra: Any) -> Rule:
-    return Rule(Kind.RESOURCE, need, find, quick=_QUICK.get(find), **extra)
+    quick = _QUICK.get(find)
+    simple = quick is not None and not extra.get("user_tag") and extra.get("reads") is None
+    return Rule(Kind.RESOURCE, need, find, quick=quick, simple=simple, **extra)
 
 
 R, E, M = Permission.READ, Permission.EDIT, Permission.MANAGE
