@@ -1,17 +1,18 @@
-"""Nested runs across pages of the runs table, over HTTP against `trackgate server`, with runs the
-official mlflow client logged: a child is always shown directly under its parent, whichever page
-(or filter) the parent itself falls on."""
+"""The runs table and run page over HTTP against `trackgate server`, with runs the official mlflow
+client logged: nested runs across pages (a child is always shown directly under its parent,
+whichever page or filter the parent itself falls on), and a run whose artifacts cannot be read."""
 
 from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
-from tests.server_process import RunningServer
+from tests.server_process import RunningServer, trackgate_server
 
 pytestmark = pytest.mark.slow
 CHILDREN = 30
@@ -58,3 +59,24 @@ def test_children_stay_under_their_parent_on_every_page(server: RunningServer, t
     # A filter that matches only the grandchild: its parent and grandparent are shown above it.
     only = rows(server, experiment_id, filter="attributes.run_name = 'grandchild'")
     assert only == [(parent, "context"), (children[0], "child context"), (grandchild, "child")]
+
+
+def test_run_page_stays_readable_when_its_artifacts_are_not(tmp_path: Path) -> None:
+    """A run whose artifact location the server may no longer read (here: an allowed location
+    dropped from the settings, as after an import from MLflow): params and charts still show, the
+    artifact browser says why it is empty."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with trackgate_server(tmp_path / "srv", "--artifact-allowed-locations", str(elsewhere)) as first:
+        client = MlflowClient(first.url)
+        experiment_id = client.create_experiment("outside", artifact_location=elsewhere.as_uri())
+        run_id = client.create_run(experiment_id, run_name="outside-run").info.run_id
+        client.log_param(run_id, "lr", "0.5")
+        client.log_metric(run_id, "loss", 0.25)
+    with trackgate_server(tmp_path / "srv") as second:
+        response = requests.get(f"{second.url}/runs/{run_id}", timeout=30)
+        assert response.status_code == 200
+        assert 'id="artifacts-error"' in response.text and "is outside them" in response.text
+        assert "0.5" in response.text and 'id="run-chart"' in response.text
+        refused = requests.get(f"{second.url}/runs/{run_id}?file=x.txt", timeout=30)
+        assert refused.status_code == 200 and 'id="artifact-preview"' not in refused.text

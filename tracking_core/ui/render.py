@@ -111,6 +111,6 @@ def page(handler: PageHandler) -> PageHandler:
         try:
             return await handler(request)
         except MlflowError as exc:
-            return render(request, "error.html", status=exc.status, code=exc.code, message=exc.message)
+            return render(request, "error.html", status=exc.status, code=exc.code.value, message=exc.message)
 
     return wrapped

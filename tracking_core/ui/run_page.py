@@ -9,6 +9,7 @@ from aiohttp import web
 
 from tracking_core.api import experiments, logged_models, runs
 from tracking_core.artifacts import paths
+from tracking_core.errors import MlflowError
 from tracking_core.ui import artifacts
 from tracking_core.ui.calls import call, literal
 from tracking_core.ui.render import page, render
@@ -37,11 +38,14 @@ async def run_page(request: web.Request) -> web.StreamResponse:
     )).get("models", [])
     directory = paths.clean(request.query.get("dir"))
     selected = request.query.get("file")
-    listed = await artifacts.listing(request, run_id, directory)
-    shown = None
-    if selected:
-        selected = paths.clean(selected, allow_root=False)
-        shown = await artifacts.preview(request, listed["root_uri"], selected)
+    shown, artifacts_error = None, None
+    try:  # the run stays readable when its artifacts are not (e.g. a location outside the roots)
+        listed = await artifacts.listing(request, run_id, directory)
+        if selected:
+            selected = paths.clean(selected, allow_root=False)
+            shown = await artifacts.preview(request, listed["root_uri"], selected)
+    except MlflowError as exc:
+        listed, artifacts_error = {}, exc.message
     metric_keys = [m["key"] for m in data.get("metrics", [])]
     chosen = [k for k in request.query.getall("metric", []) if k in metric_keys] or metric_keys[:1]
     return render(
@@ -52,7 +56,8 @@ async def run_page(request: web.Request) -> web.StreamResponse:
         datasets=run.get("inputs", {}).get("dataset_inputs", []),
         model_inputs=run.get("inputs", {}).get("model_inputs", []),
         model_outputs=run.get("outputs", {}).get("model_outputs", []), logged_models=logged,
-        directory=directory, files=listed.get("files", []), shown=shown, metric_keys=metric_keys, chosen=chosen,
+        directory=directory, files=listed.get("files", []), shown=shown, artifacts_error=artifacts_error,
+        metric_keys=metric_keys, chosen=chosen,
         crumbs=_crumbs(directory),
     )
 
