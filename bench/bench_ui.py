@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -358,8 +359,11 @@ async def main() -> None:
         "git_commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip(),
         "cpus": os.cpu_count(),
     }
+    trackgate = TRACKGATE
+    if (workdir / "mlflow" / "mlflow.db").exists():  # imported runs keep MLflow's artifact location
+        trackgate = dataclasses.replace(TRACKGATE, extra_args=("--artifact-allowed-locations", str(workdir / "mlflow")))
     result["trackgate"] = ours = await measured(
-        TRACKGATE, workdir / "trackgate", measure, experiment_id, long_id, args.rounds, args.runs + 1
+        trackgate, workdir / "trackgate", measure, experiment_id, long_id, args.rounds, args.runs + 1
     )
     print(json.dumps({"trackgate": ours}, indent=2))
     rows = [
