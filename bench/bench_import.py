@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.services import throwaway_mariadb, throwaway_postgres  # noqa: E402  (after the path set-up above)
+from tests.services import PG_ADMIN_URL, throwaway_mariadb, throwaway_postgres  # noqa: E402  (after the path set-up above)
 
 RUNS = 100
 
@@ -79,7 +79,33 @@ def build_source(uri: str, points: int) -> None:
 
 
 @contextlib.contextmanager
-def databases(backend: str, workdir: Path) -> Iterator[tuple[str, str]]:
+def plain_owner(target: str) -> Iterator[str]:
+    """`target` as its owner, a login that is no superuser (so the per-point key checks stay on)."""
+    import asyncio
+    import secrets
+
+    import asyncpg
+
+    role, name = f"tg_bench_{secrets.token_hex(4)}", target.rsplit("/", 1)[1]
+
+    async def run(uri: str, sql: str) -> None:
+        conn = await asyncpg.connect(uri.replace("postgresql://", "postgres://", 1))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(PG_ADMIN_URL, f'CREATE ROLE {role} LOGIN; ALTER DATABASE "{name}" OWNER TO {role}'))
+    try:
+        asyncio.run(run(target, f"ALTER SCHEMA public OWNER TO {role}"))
+        yield target.replace("postgres@", f"{role}@", 1)
+    finally:
+        asyncio.run(run(PG_ADMIN_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(run(PG_ADMIN_URL, f"DROP ROLE IF EXISTS {role}"))
+
+
+@contextlib.contextmanager
+def databases(backend: str, workdir: Path, as_owner: bool = False) -> Iterator[tuple[str, str]]:
     if backend == "sqlite":
         yield f"sqlite:///{workdir}/mlflow.db", f"sqlite:///{workdir}/trackgate.db"
         return
@@ -88,7 +114,11 @@ def databases(backend: str, workdir: Path) -> Iterator[tuple[str, str]]:
             yield source.replace("mysql://", "mysql+pymysql://", 1), target
         return
     with throwaway_postgres() as source, throwaway_postgres() as target:
-        yield source, target
+        if not as_owner:
+            yield source, target
+            return
+        with plain_owner(target) as owned:
+            yield source, owned
 
 
 def measure(source: str, target: str, batch_size: int) -> tuple[float, float, int, str]:
@@ -133,12 +163,17 @@ def main() -> int:
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "mariadb"), default="sqlite")
     parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument(
+        "--plain-owner",
+        action="store_true",
+        help="PostgreSQL: import as the target database's owner, no superuser (per-point key checks on).",
+    )
     parser.add_argument("--build-only", metavar="URI", help=argparse.SUPPRESS)  # the builder process
     args = parser.parse_args()
     if args.build_only:
         build_source(args.build_only, args.points)
         return 0
-    with tempfile.TemporaryDirectory() as tmp, databases(args.backend, Path(tmp)) as (source, target):
+    with tempfile.TemporaryDirectory() as tmp, databases(args.backend, Path(tmp), args.plain_owner) as (source, target):
         t0 = time.perf_counter()
         # In its own process: the builder's memory (mlflow, the points) must not count as the import's.
         subprocess.run([sys.executable, __file__, "--points", str(args.points), "--build-only", source], check=True)
