@@ -173,6 +173,8 @@ SETTINGS: tuple[Setting, ...] = (
         "Private Unix socket between gateway and core (default: a fresh temporary path).",
         optional=True,
     ),
+    Setting("core_link", str, "frames", "How the gateway forwards to the core: frames (many requests "
+            "in flight on a few persistent connections) or http (one HTTP request per request)."),
     # -- OIDC single sign-on and browser sessions (gateway/auth/oidc.py, session.py) ----------
     Setting("oidc_issuer_url", str, None, "OpenID Connect issuer (discovery at "
             "<issuer>/.well-known/openid-configuration).", optional=True),
@@ -282,6 +284,7 @@ class Config(CoreSettings):
     workers: int = 1
     core_startup_timeout: float = 60.0
     core_socket: str | None = None
+    core_link: str = "frames"
     oidc_issuer_url: str | None = None
     oidc_client_id: str | None = None
     oidc_client_secret: Secret | None = None
@@ -487,6 +490,8 @@ def _validate(v: dict[str, Any], sources: Mapping[str, str]) -> list[str]:
     prefix = v["static_prefix"]
     if prefix and (not prefix.startswith("/") or prefix.endswith("/") or re.search(r"[{}\s]", prefix)):
         problems.append(f"static_prefix must start with '/', not end with '/', e.g. /mlflow; got {prefix!r}.")
+    if v["core_link"] not in ("frames", "http"):
+        problems.append(f"core_link must be frames or http, not {v['core_link']!r}{where('core_link')}.")
     if v["log_format"] not in LOG_FORMATS:
         problems.append(f"log_format must be one of {', '.join(LOG_FORMATS)}, not {v['log_format']!r}"
                         f"{where('log_format')}.")
