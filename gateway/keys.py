@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from gateway.auth.methods import AuthChain
     from gateway.auth.oidc import SSO
+    from gateway.core_link import CoreLink
     from gateway.drain import Drain
     from gateway.metrics import Metrics
     from gateway.routes import RouteNames
@@ -42,6 +43,9 @@ route_names: web.AppKey[RouteNames] = web.AppKey("route_names")
 
 # The one keep-alive HTTP session over the private Unix socket that the proxy forwards through.
 core_session = web.AppKey("core_session", aiohttp.ClientSession)
+
+# The framed link to the core workers, or None when the proxy forwards over HTTP (core_session).
+core_link: web.AppKey[CoreLink | None] = web.AppKey("core_link")
 
 # The request id of this request (accepted from X-Request-Id or generated), forwarded to the core
 # and echoed on the response so a client's report can be matched with both processes' logs.

@@ -1,6 +1,8 @@
 """Forward every request to the tracking core over its private Unix socket, streaming both ways.
 
-Small bodies (known length under SMALL_BODY) are read whole: one write is cheaper than a stream.
+Over the framed link (gateway.core_link) when the core speaks it, which the real worker does;
+over HTTP otherwise (a stand-in core, or `core_link = "http"`). Small bodies (known length under
+SMALL_BODY) are read whole: one write is cheaper than a stream.
 Anything larger, or of unknown length, is streamed in chunks, so a 10 GB artifact keeps memory
 flat. There is no total timeout: an upload may take as long as it takes; only an idle core
 (no response bytes for READ_IDLE_TIMEOUT) is cut off.
@@ -8,15 +10,16 @@ flat. There is no total timeout: an upload may take as long as it takes; only an
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from gateway import keys
+from gateway import core_link, keys
 from gateway.auth import upstream as auth_upstream
 from gateway.errors import mlflow_error
 from gateway.supervisor import CORE_URL
@@ -106,6 +109,49 @@ def upstream_request_headers(request: web.Request, request_id: str) -> CIMultiDi
     return headers
 
 
+# Per raw header name as clients spell it: (keep it?, the name as text, is it Connection?). A few
+# dozen spellings recur; the cache is bounded so odd clients cannot grow it without end.
+_NAME_CACHE: dict[bytes, tuple[bool, str, bool]] = {}
+_NAME_CACHE_MAX = 512
+
+
+def _classify(raw_name: bytes) -> tuple[bool, str, bool]:
+    name = raw_name.decode("utf-8", "replace")
+    folded = canonical(name)
+    keep = folded not in _REQUEST_DROP and folded not in IDENTITY_HEADERS and not folded.startswith(IDENTITY_PREFIXES)
+    entry = (keep and folded != "connection", name, folded == "connection")
+    if len(_NAME_CACHE) < _NAME_CACHE_MAX:
+        _NAME_CACHE[raw_name] = entry
+    return entry
+
+
+def framed_request_headers(request: web.Request, request_id: str) -> list[str]:
+    """`upstream_request_headers` as the link's flat [name, value, ...] list, in one pass over the
+    raw headers (the per-request hot path of an unauthenticated request). With an identity, the
+    credential-stripping of auth_upstream needs the multidict: same result, the general way."""
+    if request.get(keys.identity) is not None:
+        return [part for pair in upstream_request_headers(request, request_id).items() for part in pair]
+    flat: list[str] = []
+    named_in_connection: set[str] | None = None
+    for raw_name, raw_value in request.raw_headers:
+        keep, name, is_connection = _NAME_CACHE.get(raw_name) or _classify(raw_name)
+        if keep:
+            flat += (name, raw_value.decode("utf-8", "replace"))
+        elif is_connection:
+            named_in_connection = named_in_connection or set()
+            named_in_connection.update(canonical(t) for t in raw_value.decode("utf-8", "replace").split(","))
+    if named_in_connection:  # rare: headers a client declared hop-by-hop go too
+        pairs = zip(flat[::2], flat[1::2], strict=True)
+        flat = [part for n, v in pairs if canonical(n) not in named_in_connection for part in (n, v)]
+    flat += (
+        "X-Request-Id", request_id,
+        "X-Forwarded-For", request.remote or "",
+        "X-Forwarded-Proto", request.scheme,
+        "X-Forwarded-Host", request.host,
+    )  # fmt: skip
+    return flat
+
+
 def downstream_response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
     return _filtered(upstream.raw_headers, _RESPONSE_DROP, identity=False)
 
@@ -116,7 +162,21 @@ def unavailable(message: str) -> web.Response:
 
 
 async def core_session_context(app: web.Application) -> AsyncIterator[None]:
-    """One keep-alive session to the core for the gateway's lifetime (after the supervisor's ctx)."""
+    """The framed link to the core, or one keep-alive HTTP session when the core does not speak
+    frames, for the gateway's lifetime (after the supervisor's ctx: the core is ready by now)."""
+    supervisor = app[keys.supervisor]
+    link: core_link.CoreLink | None = None
+    if app[keys.config].core_link == "frames":
+        link = core_link.CoreLink(supervisor.socket_path, lambda: supervisor.live_workers)
+        try:
+            await link.connect()
+        except core_link.NotFramed:
+            log.info("the tracking core does not speak the framed link; forwarding over HTTP")
+            link = None
+        except (OSError, core_link.LinkError, TimeoutError) as exc:
+            # The core was ready a moment ago: connect again on the first request.
+            log.warning("cannot open the link to the core yet: %r", exc)
+    app[keys.core_link] = link
     connector = aiohttp.UnixConnector(
         app[keys.supervisor].socket_path,
         # No pool cap: clients already bound concurrency, and a cap would queue requests silently.
@@ -134,6 +194,8 @@ async def core_session_context(app: web.Application) -> AsyncIterator[None]:
     )
     app[keys.core_session] = session
     yield
+    if link is not None:
+        await link.close()
     await session.close()
 
 
@@ -143,6 +205,9 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
         return unavailable("The tracking server is starting or restarting; retry shortly.")
     # raw_path keeps the query string and percent-encoding exactly as the client sent them.
     target = request.raw_path if request.raw_path.startswith("/") else str(request.rel_url)
+    link = request.app[keys.core_link]
+    if link is not None:
+        return await _forward_framed(request, link, target)
     data: bytes | aiohttp.StreamReader | None = None
     if request.body_exists:
         length = request.content_length
@@ -179,21 +244,119 @@ async def _relay(request: web.Request, upstream: aiohttp.ClientResponse) -> web.
         # Known length: keep it (no chunked framing), and HEAD answers keep the real size.
         response.content_length = length
     await response.prepare(request)
-    while not no_body:
+    if not no_body:
+        await _pump(request, response, lambda: upstream.content.read(CHUNK), _HTTP_FAILURES)
+    return response
+
+
+_HTTP_FAILURES = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
+
+
+async def _pump(
+    request: web.Request,
+    response: web.StreamResponse,
+    read: Callable[[], Awaitable[bytes]],
+    failures: tuple[type[BaseException], ...],
+) -> None:
+    """Copy the core's response body to the client, chunk by chunk, until its end."""
+    while True:
         try:
-            chunk = await upstream.content.read(CHUNK)
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
+            chunk = await read()
+        except failures as exc:
             # Headers are already out, so a 503 is impossible. Close the client connection
             # without ending the body: the client sees a truncated response, never a
             # complete-looking one.
             log.warning("%s %s: core dropped the response mid-body: %r", request.method, request.path, exc)
             if request.transport is not None:
                 request.transport.close()
-            break
+            return
         if not chunk:
-            break
+            return
         try:
             await response.write(chunk)
         except ConnectionError:
-            break  # the client went away; aiohttp closes the connection
+            return  # the client went away; aiohttp closes the connection
+
+
+# -- the framed link ------------------------------------------------------------------------------
+
+_LINK_FAILURES = (ConnectionError, core_link.LinkError, TimeoutError, core_link.ProtocolError)
+
+
+async def _forward_framed(request: web.Request, link: core_link.CoreLink, target: str) -> web.StreamResponse:
+    flat = framed_request_headers(request, request[keys.request_id])
+    body = b""
+    streamed = False
+    if request.body_exists:
+        length = request.content_length
+        if length is not None and length < SMALL_BODY:
+            body = await request.read()
+        else:
+            streamed = True
+    sender: asyncio.Task[None] | None = None
+    try:
+        stream = await link.open(request.method, target, flat, body, not streamed)
+    except _LINK_FAILURES as exc:
+        log.warning("%s %s: cannot reach the core: %r", request.method, request.path, exc)
+        return unavailable("The tracking server lost its connection to the tracking core; retry shortly.")
+    try:
+        if streamed:
+            sender = asyncio.create_task(stream.send_body(request.content))
+        try:
+            async with asyncio.timeout(READ_IDLE_TIMEOUT):
+                await stream.head
+        except _LINK_FAILURES as exc:
+            if request.transport is None or request.transport.is_closing():
+                log.debug("%s %s: the client went away: %r", request.method, request.path, exc)
+            else:
+                log.warning("%s %s: core connection failed: %r", request.method, request.path, exc)
+            return unavailable("The tracking server lost its connection to the tracking core; retry shortly.")
+        return await _relay_framed(request, stream)
+    finally:
+        if sender is not None and not sender.done():
+            sender.cancel()
+        stream.reset()  # no-op once the answer is complete; else the core stops working on it
+
+
+def _response_headers(pairs: list[tuple[str, str]]) -> tuple[CIMultiDict[str], int | None]:
+    """The core's response headers minus hop-by-hop ones, and its Content-Length."""
+    headers: CIMultiDict[str] = CIMultiDict()
+    length = None
+    named_in_connection: set[str] = set()
+    for name, value in pairs:
+        folded = name.lower()
+        if folded == "content-length":
+            length = int(value) if value.isdigit() else None
+        elif folded == "connection":
+            named_in_connection.update(canonical(token) for token in value.split(","))
+        elif folded not in _RESPONSE_DROP:
+            headers.add(name, value)
+    for name in named_in_connection:
+        headers.popall(name, None)
+    return headers, length
+
+
+async def _relay_framed(request: web.Request, stream: core_link.GatewayStream) -> web.StreamResponse:
+    headers, length = _response_headers(stream.headers)
+    no_body = request.method == "HEAD" or stream.status in (204, 304)
+    if stream.body is not None and not no_body and length is not None and length < SMALL_BODY:
+        return web.Response(status=stream.status, reason=stream.reason, headers=headers, body=stream.body)
+    response = web.StreamResponse(status=stream.status, reason=stream.reason, headers=headers)
+    if length is not None:
+        response.content_length = length
+    await response.prepare(request)
+    if no_body:
+        return response
+    if stream.body is not None:
+        if stream.body:
+            await response.write(stream.body)
+        return response
+    content = stream.content
+    assert content is not None
+
+    async def read() -> bytes:
+        async with asyncio.timeout(READ_IDLE_TIMEOUT):
+            return await content.readany()
+
+    await _pump(request, response, read, _LINK_FAILURES)
     return response

@@ -22,7 +22,9 @@ async def spawn(
         *command,
         "--listen-fd",
         str(listen_fd),
-        env={**os.environ, SETTINGS_ENV: config.core_settings().to_json()},
+        # AIOHTTP_NOSENDFILE: a framed response has no socket of its own to sendfile() into;
+        # aiohttp then reads static files in chunks through the response writer instead.
+        env={**os.environ, SETTINGS_ENV: config.core_settings().to_json(), "AIOHTTP_NOSENDFILE": "1"},
         pass_fds=(listen_fd,),
         stdin=asyncio.subprocess.DEVNULL,
         # Own session: a terminal's Ctrl-C reaches only the gateway, which drains first and

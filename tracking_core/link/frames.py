@@ -1,0 +1,176 @@
+"""The framed link between the gateway and the core workers: the wire format both sides share.
+
+After the gateway's PREFACE, everything on the connection is a frame:
+
+    type:u8  stream:u32  length:u32  payload[length]
+
+The high bit of `type` is END (the sender's body on this stream is complete). Many requests are
+in flight on one connection at once, each a stream (an id the gateway picks). A request is one
+REQUEST frame (its head, optionally followed by the start of the body, inline), then DATA
+frames; the answer is one RESPONSE frame, then DATA frames. PAUSE / RESUME ask the other side to
+stop / restart sending DATA on one stream (per-stream back-pressure: a slow reader never stalls
+the other streams), RESET abandons a stream. HELLO is the core's answer to the preface (its pid);
+GOAWAY tells the gateway to send no new requests on this connection (the worker is draining).
+
+Heads are orjson arrays: a request `[method, target, [name, value, name, value, ...]]`, a
+response `[status, reason, [name, value, ...]]`. Header names and values are those of HTTP, so
+the core's aiohttp handlers see the same request the HTTP hop gave them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Callable
+
+import orjson
+
+# Sent first by the gateway. An HTTP/1.1 server reads it as a malformed request line and answers
+# 400, which is how the gateway recognises a core that speaks only HTTP.
+PREFACE = b"PRI * TRACKGATE-LINK/1\r\n\r\n"
+
+HEADER = struct.Struct("!BII")
+HEADER_SIZE = HEADER.size
+HEAD_LENGTH = struct.Struct("!I")
+
+REQUEST = 1
+RESPONSE = 2
+DATA = 3
+RESET = 4
+PAUSE = 5
+RESUME = 6
+HELLO = 7
+GOAWAY = 8
+END = 0x80
+_KINDS = frozenset({REQUEST, RESPONSE, DATA, RESET, PAUSE, RESUME, HELLO, GOAWAY})
+
+MAX_FRAME = 16 * 1024 * 1024  # far above any head or chunk either side sends
+CHUNK = 256 * 1024  # body bytes per DATA frame
+WINDOW = 1024 * 1024  # a stream's receive buffer before it asks for a PAUSE
+
+_dumps = orjson.dumps
+_loads = orjson.loads
+
+
+class ProtocolError(Exception):
+    """The peer sent something that is not a valid frame; the connection cannot continue."""
+
+
+def frame(kind: int, stream: int, payload: bytes = b"") -> bytes:
+    return HEADER.pack(kind, stream, len(payload)) + payload
+
+
+def head_frame(kind: int, stream: int, head: list[object], body: bytes, end: bool) -> bytes:
+    encoded = _dumps(head)
+    return b"".join(
+        (
+            HEADER.pack(kind | END if end else kind, stream, HEAD_LENGTH.size + len(encoded) + len(body)),
+            HEAD_LENGTH.pack(len(encoded)),
+            encoded,
+            body,
+        )
+    )
+
+
+def split_head(payload: bytes) -> tuple[list[object], bytes]:
+    """A REQUEST / RESPONSE payload as (head, inline body)."""
+    if len(payload) < HEAD_LENGTH.size:
+        raise ProtocolError("head frame too short")
+    (size,) = HEAD_LENGTH.unpack_from(payload)
+    end = HEAD_LENGTH.size + size
+    if end > len(payload):
+        raise ProtocolError("head longer than its frame")
+    try:
+        head = _loads(payload[HEAD_LENGTH.size : end])
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"head is not JSON: {exc}") from None
+    if not isinstance(head, list) or len(head) != 3 or not isinstance(head[2], list) or len(head[2]) % 2:
+        raise ProtocolError("head is not [first, second, [name, value, ...]]")
+    return head, payload[end:]
+
+
+def header_pairs(flat: list[object]) -> list[tuple[str, str]]:
+    pairs = list(zip(flat[::2], flat[1::2], strict=True))
+    for name, value in pairs:
+        if type(name) is not str or type(value) is not str:
+            raise ProtocolError("header names and values must be strings")
+    return pairs  # type: ignore[return-value]
+
+
+class Decoder:
+    """Splits received bytes into frames; calls `on_frame(kind, end, stream, payload)` for each."""
+
+    __slots__ = ("_buffer", "_on_frame")
+
+    def __init__(self, on_frame: Callable[[int, bool, int, bytes], None]) -> None:
+        self._buffer = bytearray()
+        self._on_frame = on_frame
+
+    def feed(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        offset = 0
+        size = len(buffer)
+        try:
+            while size - offset >= HEADER_SIZE:
+                kind, stream, length = HEADER.unpack_from(buffer, offset)
+                if length > MAX_FRAME:
+                    raise ProtocolError(f"frame of {length} bytes exceeds {MAX_FRAME}")
+                if kind & ~END not in _KINDS:
+                    raise ProtocolError(f"unknown frame type {kind & ~END}")
+                start = offset + HEADER_SIZE
+                if size - start < length:
+                    break
+                offset = start + length
+                self._on_frame(kind & ~END, bool(kind & END), stream, bytes(buffer[start:offset]))
+        finally:
+            del buffer[:offset]
+
+
+class StreamFlow:
+    """What aiohttp's StreamReader expects of its protocol, for one stream of a link: when the
+    reader holds too much, `pause` asks the sender to stop this stream; when it drained, `resume`."""
+
+    __slots__ = ("_pause", "_reading_paused", "_resume", "connected")
+
+    def __init__(self, pause: Callable[[], None], resume: Callable[[], None]) -> None:
+        self._reading_paused = False
+        self.connected = True
+        self._pause = pause
+        self._resume = resume
+
+    def pause_reading(self) -> None:
+        if not self._reading_paused and self.connected:
+            self._reading_paused = True
+            self._pause()
+
+    def resume_reading(self, resume_parser: bool = True) -> None:
+        if self._reading_paused:
+            self._reading_paused = False
+            if self.connected:
+                self._resume()
+
+
+class SendGate:
+    """The sending half of a stream's back-pressure: shut by the peer's PAUSE, opened again by
+    its RESUME (or when the stream ends, so that a waiting sender wakes up and sees it)."""
+
+    __slots__ = ("_waiter", "paused")
+
+    def __init__(self) -> None:
+        self.paused = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self) -> None:
+        while self.paused:
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
