@@ -1,0 +1,87 @@
+"""The gateway's proxy and supervisor tests (tests/gateway), run again with the stand-in core
+answering over the framed link instead of HTTP (tests/link/framed_fake_core.py): header
+filtering, exact paths, request ids, streamed bodies both ways, a core dying before answering
+or mid-body, worker restarts, readiness and drain. The test functions are the very same
+objects; only the `gw` / `gateway_factory` fixtures below differ from tests/gateway's."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from gateway import keys
+from gateway.app import build_gateway_app
+from gateway.config import load
+from gateway.server import start, stop
+from tests.gateway.conftest import Gateway
+from tests.gateway.support import no_schema
+from tests.gateway.test_gateway_proxy import (  # noqa: F401  # collected here, run over frames
+    test_bodies_with_length_arrive_intact,
+    test_chunked_upload_streams_through,
+    test_core_dying_before_answering_gives_retryable_503,
+    test_core_dying_mid_body_truncates_the_response,
+    test_disguised_header_names_are_rejected_outright,
+    test_every_response_carries_the_version,
+    test_forwarding_headers_say_what_the_gateway_saw,
+    test_head_keeps_the_content_length,
+    test_header_forwarding,
+    test_large_response_streams_back,
+    test_path_and_query_reach_the_core_exactly,
+    test_request_id_is_forwarded_and_echoed,
+    test_status_and_body_pass_through,
+)
+from tests.gateway.test_gateway_supervisor import (  # noqa: F401
+    test_cleanup_drains_in_flight_requests_then_stops_the_workers,
+    test_drain_waits_for_a_request_body_still_arriving,
+    test_every_worker_slot_is_kept_filled,
+    test_killed_worker_gives_503_then_a_new_worker_serves,
+    test_readyz_follows_the_core_database,
+)
+from tests.services import free_port
+
+FRAMED_FAKE_CORE = [sys.executable, str(Path(__file__).with_name("framed_fake_core.py"))]
+
+
+@pytest.fixture
+async def gateway_factory() -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
+    runners: list[web.AppRunner] = []
+
+    async def make(port: int | None = None, **settings: Any) -> Gateway:
+        port = port or free_port()
+        config = load({"port": port, **settings}, env={})
+        app = build_gateway_app(config, core_command=FRAMED_FAKE_CORE, prepare_schema=no_schema)
+        runner = await start(config, app)
+        runners.append(runner)
+        # The point of this module: the proxy forwards over frames, not over its HTTP fallback.
+        assert app[keys.core_link] is not None
+        return Gateway(runner, app, port)
+
+    yield make
+    for runner in runners:
+        await stop(runner)
+
+
+@pytest.fixture
+async def gw(gateway_factory: Callable[..., Awaitable[Gateway]]) -> Gateway:
+    return await gateway_factory()
+
+
+async def test_compressed_request_body_arrives_as_sent(gw: Gateway) -> None:
+    """tests/gateway's version has the stand-in core decompress (aiohttp's HTTP server does by
+    default); a framed core, like the real worker (auto_decompress=False), gets the bytes as sent."""
+    compressed = gzip.compress(b'{"name": "exp"}' * 1000)
+    async with (
+        aiohttp.ClientSession() as client,
+        client.post(gw.url + "/echo", data=compressed, headers={"Content-Encoding": "gzip"}) as resp,
+    ):
+        got = await resp.json()
+    assert got["body_sha256"] == hashlib.sha256(compressed).hexdigest()
+    assert ["Content-Encoding", "gzip"] in got["headers"]
