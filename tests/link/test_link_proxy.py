@@ -6,6 +6,7 @@ objects; only the `gw` / `gateway_factory` fixtures below differ from tests/gate
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import sys
@@ -85,3 +86,32 @@ async def test_compressed_request_body_arrives_as_sent(gw: Gateway) -> None:
         got = await resp.json()
     assert got["body_sha256"] == hashlib.sha256(compressed).hexdigest()
     assert ["Content-Encoding", "gzip"] in got["headers"]
+
+
+async def test_requests_spread_over_every_worker(gateway_factory: Any) -> None:
+    """Which worker accepts a connection is the kernel's choice; the pool keeps connecting until
+    it reaches every live worker (each names its pid), then sends each request to the least busy."""
+    gw = await gateway_factory(workers=3)
+    link = gw.app[keys.core_link]
+    supervisor = gw.app[keys.supervisor]
+    async with aiohttp.ClientSession() as client:
+
+        async def pid() -> int:
+            async with client.get(gw.url + "/pid") as resp:
+                return int((await resp.json())["pid"])
+
+        for _ in range(100):
+            await pid()
+            if {c.pid for c in link.connections} == set(supervisor.worker_pids):
+                break
+            await asyncio.sleep(0.05)
+        assert {c.pid for c in link.connections} == set(supervisor.worker_pids)
+
+        async def slow() -> None:
+            async with client.get(gw.url + "/slow?seconds=0.5") as resp:
+                assert resp.status == 200
+
+        busy = [asyncio.create_task(slow()) for _ in range(9)]
+        await asyncio.sleep(0.25)
+        assert sorted(link.load[p] for p in supervisor.worker_pids) == [3, 3, 3]
+        await asyncio.gather(*busy)
