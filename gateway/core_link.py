@@ -26,6 +26,8 @@ from tracking_core.link.frames import ProtocolError
 log = logging.getLogger("trackgate.link")
 
 HELLO_TIMEOUT = 30.0  # a connection may wait in the socket's backlog while a worker starts
+IDLE_TIMEOUT = 600.0  # a request the core sends nothing for this long is cut off
+SWEEPS = 10  # idle checks per IDLE_TIMEOUT
 
 
 class LinkError(ConnectionError):
@@ -49,7 +51,9 @@ class GatewayStream:
         "head",
         "headers",
         "id",
+        "idle",
         "reason",
+        "sending",
         "status",
     )
 
@@ -65,10 +69,13 @@ class GatewayStream:
         self.gate = frames.SendGate()
         self.done = False
         self.flow = frames.StreamFlow(self._pause, self._resume)
+        self.idle = 0  # idle sweeps since the core last sent something on this stream
+        self.sending = False  # the request body is still going out
 
     # -- from the core -------------------------------------------------------------------------
 
     def on_response(self, payload: bytes, end: bool) -> None:
+        self.idle = 0
         head, body = frames.split_head(payload)
         status, reason, flat = head
         if not isinstance(status, int) or not isinstance(reason, str):
@@ -86,6 +93,7 @@ class GatewayStream:
             self.head.set_result(None)
 
     def on_data(self, data: bytes, end: bool) -> None:
+        self.idle = 0
         content = self.content
         if content is None:
             raise ProtocolError(f"body data before the response head on stream {self.id}")
@@ -111,6 +119,7 @@ class GatewayStream:
     async def send_body(self, content: StreamReader) -> None:
         """Stream the client's body as DATA frames, waiting whenever the core asks for a pause.
         Never raises (but for cancellation): a failure fails the stream instead."""
+        self.sending = True
         try:
             while not self.done:
                 chunk = await content.read(frames.CHUNK)
@@ -121,6 +130,8 @@ class GatewayStream:
         except Exception as exc:  # the client's upload or the link failed: give up on the request
             self.reset()
             self.fail(LinkError(f"the request body could not be sent: {exc!r}"))
+        finally:
+            self.sending = False
 
     async def _send(self, data: bytes) -> None:
         await self.gate.wait()
@@ -291,8 +302,10 @@ class LinkConnection(asyncio.Protocol):
 class CoreLink:
     """The pool of framed connections to the core workers."""
 
-    def __init__(self, socket_path: str, live_workers: Callable[[], int]) -> None:
+    def __init__(self, socket_path: str, live_workers: Callable[[], int], idle_timeout: float = IDLE_TIMEOUT) -> None:
         self.loop = asyncio.get_running_loop()
+        self.idle_timeout = idle_timeout
+        self._sweeper: asyncio.Task[None] | None = None
         self.socket_path = socket_path
         self._live_workers = live_workers
         self.connections: list[LinkConnection] = []
@@ -315,6 +328,8 @@ class CoreLink:
             connection.close()
             raise LinkError("the link is closing")
         self.connections.append(connection)
+        if self._sweeper is None:
+            self._sweeper = self.loop.create_task(self._sweep())
         self.load.setdefault(connection.pid, 0)
         self._reached = len({c.pid for c in self.connections})
         return connection
@@ -339,11 +354,35 @@ class CoreLink:
 
     async def close(self) -> None:
         self._closing = True
-        if self._growing is not None:
-            self._growing.cancel()
+        for task in (self._growing, self._sweeper):
+            if task is not None:
+                task.cancel()
         for connection in list(self.connections):
             connection.close()
         self.connections.clear()
+
+    # -- an idle core --------------------------------------------------------------------------
+
+    async def _sweep(self) -> None:
+        """Cut off a request the core has sent nothing for in `idle_timeout` s (once its body is
+        sent, and while the gateway is not itself holding the core back): cheaper than a timer per
+        request, and `idle_timeout` is coarse anyway. Streams of closed connections already failed."""
+        interval = self.idle_timeout / SWEEPS
+        while True:
+            await asyncio.sleep(interval)
+            for connection in self.connections:
+                for stream in list(connection.streams.values()):
+                    if stream.sending or stream.flow._reading_paused:
+                        stream.idle = 0
+                        continue
+                    stream.idle += 1
+                    if stream.idle > SWEEPS:
+                        log.warning(
+                            "core worker %s sent nothing for %g s; giving up on a request",
+                            connection.pid,
+                            self.idle_timeout,
+                        )
+                        stream.reset()
 
     # -- growing the pool ----------------------------------------------------------------------
 

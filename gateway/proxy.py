@@ -167,7 +167,7 @@ async def core_session_context(app: web.Application) -> AsyncIterator[None]:
     supervisor = app[keys.supervisor]
     link: core_link.CoreLink | None = None
     if app[keys.config].core_link == "frames":
-        link = core_link.CoreLink(supervisor.socket_path, lambda: supervisor.live_workers)
+        link = core_link.CoreLink(supervisor.socket_path, lambda: supervisor.live_workers, READ_IDLE_TIMEOUT)
         try:
             await link.connect()
         except core_link.NotFramed:
@@ -303,8 +303,7 @@ async def _forward_framed(request: web.Request, link: core_link.CoreLink, target
         if streamed:
             sender = asyncio.create_task(stream.send_body(request.content))
         try:
-            async with asyncio.timeout(READ_IDLE_TIMEOUT):
-                await stream.head
+            await stream.head  # an idle core is cut off by the link's sweeper (READ_IDLE_TIMEOUT)
         except _LINK_FAILURES as exc:
             if request.transport is None or request.transport.is_closing():
                 log.debug("%s %s: the client went away: %r", request.method, request.path, exc)
@@ -351,12 +350,6 @@ async def _relay_framed(request: web.Request, stream: core_link.GatewayStream) -
         if stream.body:
             await response.write(stream.body)
         return response
-    content = stream.content
-    assert content is not None
-
-    async def read() -> bytes:
-        async with asyncio.timeout(READ_IDLE_TIMEOUT):
-            return await content.readany()
-
-    await _pump(request, response, read, _LINK_FAILURES)
+    assert stream.content is not None
+    await _pump(request, response, stream.content.readany, _LINK_FAILURES)
     return response

@@ -260,3 +260,22 @@ async def test_goaway_sends_new_requests_elsewhere_and_lets_old_ones_finish(core
     await slow.head  # the request in flight still gets its answer
     assert slow.status == 200
     assert await drained is True
+
+
+async def test_a_core_that_sends_nothing_is_cut_off_after_the_idle_timeout(core: Link) -> None:
+    pool = CoreLink(core.path, lambda: 1, idle_timeout=0.5)
+    try:
+        started = asyncio.get_running_loop().time()
+        stream = await pool.open("GET", "/sleep?tag=stuck&s=30", [], b"", True)
+        with pytest.raises(LinkError):
+            await asyncio.wait_for(stream.head, timeout=5)
+        assert asyncio.get_running_loop().time() - started < 2
+        # A long upload is not idleness: the core answers only once the body is in.
+        source = Source(16 * MIB, b"s" * (256 * 1024))
+        stream = await pool.open("PUT", "/sink?delay=0.02", [], b"", False)
+        sender = asyncio.create_task(stream.send_body(source))  # type: ignore[arg-type]
+        await asyncio.wait_for(stream.head, timeout=30)  # 64 reads x 20 ms: longer than 0.5 s
+        await sender
+        assert json.loads(await read_all(stream))["size"] == 16 * MIB
+    finally:
+        await pool.close()
