@@ -34,8 +34,9 @@ class LinkError(ConnectionError):
     """The request's stream or its connection failed."""
 
 
-class NotFramed(Exception):
-    """The core answered the preface with HTTP: it does not speak the framed link."""
+class NotFramed(LinkError):
+    """The core answered the preface with HTTP: it does not speak the framed link. (Found at
+    start-up, the proxy keeps to HTTP; later, a worker swapped for an HTTP-only one, a 503.)"""
 
 
 class GatewayStream:

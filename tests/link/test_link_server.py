@@ -141,3 +141,15 @@ def _wait_serving(server: RunningServer) -> None:
         assert response.status_code == 503 and response.headers["Retry-After"] == "1"
         time.sleep(0.05)
     raise AssertionError("the server did not serve again after its core worker was killed")
+
+
+def test_core_link_http_still_serves_over_http(tmp_path: Path) -> None:
+    with trackgate_server(tmp_path, "--core-link", "http") as running:
+        created = requests.post(
+            running.url + "/api/2.0/mlflow/experiments/create", json={"name": "over-http"}, timeout=10
+        )
+        assert created.status_code == 200, created.text
+        got = requests.get(
+            running.url + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=over-http", timeout=10
+        )
+        assert got.json()["experiment"]["experiment_id"] == created.json()["experiment_id"]
