@@ -196,7 +196,7 @@ class LinkConnection(asyncio.Protocol):
             return
         try:
             self._decoder.feed(data)
-        except ProtocolError as exc:
+        except (ProtocolError, ValueError, TypeError) as exc:
             log.warning("closing the link to core worker %s: %s", self.pid or "?", exc)
             self._lost(LinkError(f"the core sent a malformed frame: {exc}"))
             self.close()

@@ -135,7 +135,7 @@ class CoreConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             self._decoder.feed(data)
-        except ProtocolError as exc:
+        except (ProtocolError, ValueError, TypeError) as exc:  # ValueError: e.g. a target yarl refuses
             log.warning("closing a gateway link that sent a malformed frame: %s", exc)
             self.close()
 
@@ -227,7 +227,9 @@ class CoreConnection(asyncio.Protocol):
                 payload_reader.feed_eof()
         stream.payload = payload_reader
         self.streams[stream_id] = stream
-        path, _, query = target.partition("?")
+        # As aiohttp's own parser builds an origin-form target's URL.
+        path, _, fragment = target.partition("#")
+        path, _, query = path.partition("?")
         message = RawRequestMessage(
             method,
             target,
@@ -238,7 +240,7 @@ class CoreConnection(asyncio.Protocol):
             None,
             False,
             False,
-            URL.build(path=path, query_string=query, encoded=True),
+            URL.build(path=path, query_string=query, fragment=fragment, encoded=True),
         )
         self.link.stream_started()
         stream.task = self.link.loop.create_task(stream.serve(message))
