@@ -28,6 +28,7 @@ log = logging.getLogger("trackgate.link")
 HELLO_TIMEOUT = 30.0  # a connection may wait in the socket's backlog while a worker starts
 IDLE_TIMEOUT = 600.0  # a request the core sends nothing for this long is cut off
 SWEEPS = 10  # idle checks per IDLE_TIMEOUT
+PER_WORKER = 2  # connections the pool keeps to one worker (more are closed while it looks for others)
 
 
 class LinkError(ConnectionError):
@@ -388,8 +389,7 @@ class CoreLink:
     # -- growing the pool ----------------------------------------------------------------------
 
     def _wants_more(self) -> bool:
-        workers = self._live_workers()
-        return self._reached < workers and len(self.connections) < 4 * max(workers, 1)
+        return self._reached < self._live_workers()
 
     async def _grow_now(self) -> None:
         if self._growing is None:
@@ -400,11 +400,26 @@ class CoreLink:
             raise LinkError("no connection to the core")
 
     async def _grow(self, first: bool = False) -> None:
+        """Connect until every live worker is reached. The kernel picks the worker that accepts, so
+        an attempt may reach one already reached (say, while another is still starting): a worker
+        keeps at most PER_WORKER connections, the surplus one is closed, and the next attempt
+        waits a little longer (up to a second), so a worker that comes late is still found."""
+        delay = 0.0
         try:
             if first or not self.connections:
                 await self.connect()
             while self._wants_more() and not self._closing:
-                await self.connect()
+                if delay:
+                    await asyncio.sleep(delay)
+                reached = self._reached
+                connection = await self.connect()
+                if self._reached > reached:
+                    delay = 0.0
+                    continue
+                if sum(c.pid == connection.pid for c in self.connections) > PER_WORKER:
+                    self.forget(connection)  # before any request can be given to it
+                    connection.close()
+                delay = min(max(delay * 2, 0.01), 1.0)
         except (OSError, LinkError, TimeoutError) as exc:
             if first:
                 raise LinkError(f"cannot connect to the core: {exc!r}") from exc
