@@ -187,6 +187,7 @@ class LinkConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        frames.widen_buffers(transport)
         self.transport.write(frames.PREFACE)
 
     def data_received(self, data: bytes) -> None:

@@ -127,6 +127,7 @@ class CoreConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        frames.widen_buffers(transport)
         self.link.connections.add(self)
         self.write(frames.frame(frames.HELLO, 0, frames._dumps({"pid": os.getpid()})))
         if self.link.draining:
@@ -427,7 +428,7 @@ class FrameWriter(AbstractStreamWriter):
         """The link frames bodies itself."""
 
     async def write(self, chunk: bytes | bytearray | memoryview) -> None:
-        data = bytes(chunk)
+        data = chunk if type(chunk) is bytes else bytes(chunk)
         if self._compress is not None:
             data = self._compress.compress(data)
         self.output_size += len(data)
