@@ -338,8 +338,18 @@ def _response_headers(pairs: list[tuple[str, str]]) -> tuple[CIMultiDict[str], i
 async def _relay_framed(request: web.Request, stream: core_link.GatewayStream) -> web.StreamResponse:
     headers, length = _response_headers(stream.headers)
     no_body = request.method == "HEAD" or stream.status in (204, 304)
-    if stream.body is not None and not no_body and length is not None and length < SMALL_BODY:
-        return web.Response(status=stream.status, reason=stream.reason, headers=headers, body=stream.body)
+    if not no_body and length is not None and length < SMALL_BODY:
+        # As over HTTP: a small body of known length is read whole and answered as one response
+        # (its length is then known to the request log, and a core failing mid-body is still a 503).
+        body = stream.body
+        if body is None:
+            assert stream.content is not None
+            try:
+                body = await stream.content.read()
+            except _LINK_FAILURES as exc:
+                log.warning("%s %s: core dropped the response mid-body: %r", request.method, request.path, exc)
+                return unavailable("The tracking server lost its connection to the tracking core; retry shortly.")
+        return web.Response(status=stream.status, reason=stream.reason, headers=headers, body=body)
     response = web.StreamResponse(status=stream.status, reason=stream.reason, headers=headers)
     if length is not None:
         response.content_length = length
