@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,22 +29,31 @@ class Gateway:
         return f"http://127.0.0.1:{self.port}"
 
 
-@pytest.fixture
-async def gateway_factory() -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
-    """Start the gateway in this process with the stand-in core; settings as config values."""
+@contextlib.asynccontextmanager
+async def gateways(core_command: list[str]) -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
+    """Start in-process gateways over `core_command` (settings as config values); stop them on exit."""
     runners: list[web.AppRunner] = []
 
     async def make(port: int | None = None, **settings: Any) -> Gateway:
         port = port or free_port()
         config = load({"port": port, **settings}, env={})
-        app = build_gateway_app(config, core_command=FAKE_CORE, prepare_schema=no_schema)
+        app = build_gateway_app(config, core_command=core_command, prepare_schema=no_schema)
         runner = await start(config, app)
         runners.append(runner)
         return Gateway(runner, app, port)
 
-    yield make
-    for runner in runners:
-        await stop(runner)
+    try:
+        yield make
+    finally:
+        for runner in runners:
+            await stop(runner)
+
+
+@pytest.fixture
+async def gateway_factory() -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
+    """Start the gateway in this process with the stand-in core."""
+    async with gateways(FAKE_CORE) as make:
+        yield make
 
 
 @pytest.fixture

@@ -16,14 +16,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from gateway import keys
-from gateway.app import build_gateway_app
-from gateway.config import load
-from gateway.server import start, stop
-from tests.gateway.conftest import Gateway
-from tests.gateway.support import no_schema
+from tests.gateway.conftest import Gateway, gateways
 from tests.gateway.test_gateway_proxy import (  # noqa: F401  # collected here, run over frames
     test_bodies_with_length_arrive_intact,
     test_chunked_upload_streams_through,
@@ -46,28 +41,21 @@ from tests.gateway.test_gateway_supervisor import (  # noqa: F401
     test_killed_worker_gives_503_then_a_new_worker_serves,
     test_readyz_follows_the_core_database,
 )
-from tests.services import free_port
 
 FRAMED_FAKE_CORE = [sys.executable, str(Path(__file__).with_name("framed_fake_core.py"))]
 
 
 @pytest.fixture
 async def gateway_factory() -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
-    runners: list[web.AppRunner] = []
+    async with gateways(FRAMED_FAKE_CORE) as make:
 
-    async def make(port: int | None = None, **settings: Any) -> Gateway:
-        port = port or free_port()
-        config = load({"port": port, **settings}, env={})
-        app = build_gateway_app(config, core_command=FRAMED_FAKE_CORE, prepare_schema=no_schema)
-        runner = await start(config, app)
-        runners.append(runner)
-        # The point of this module: the proxy forwards over frames, not over its HTTP fallback.
-        assert app[keys.core_link] is not None
-        return Gateway(runner, app, port)
+        async def framed(port: int | None = None, **settings: Any) -> Gateway:
+            gateway = await make(port, **settings)
+            # The point of this module: the proxy forwards over frames, not over its HTTP fallback.
+            assert gateway.app[keys.core_link] is not None
+            return gateway
 
-    yield make
-    for runner in runners:
-        await stop(runner)
+        yield framed
 
 
 @pytest.fixture
