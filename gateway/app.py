@@ -58,6 +58,7 @@ def build_gateway_app(
         app[keys.tls] = TlsContext(config)  # loaded now: a bad certificate stops startup at once
     # Order matters: the supervisor's context brings the core up (and, on cleanup, stops it
     # last); the proxy session opens on the socket the supervisor bound and closes first.
+    app.cleanup_ctx.append(routes.building_context)  # first: it overlaps the core's start-up
     app.cleanup_ctx.append(supervisor_context(core_command, prepare_schema))
     app.cleanup_ctx.append(proxy.core_session_context)
     metrics.install(app)  # its own listener, once the core is up (when configured)

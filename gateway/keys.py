@@ -6,6 +6,7 @@ check every `app[key]` / `request[key]` access (aiohttp's `AppKey` / `RequestKey
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -40,6 +41,7 @@ metrics: web.AppKey[Metrics] = web.AppKey("metrics")
 
 # Route templates for the request log and metrics (gateway.routes), set at startup.
 route_names: web.AppKey[RouteNames] = web.AppKey("route_names")
+route_names_building: web.AppKey[asyncio.Future[RouteNames]] = web.AppKey("route_names_building")
 
 # The one keep-alive HTTP session over the private Unix socket that the proxy forwards through.
 core_session = web.AppKey("core_session", aiohttp.ClientSession)

@@ -9,8 +9,10 @@ neither is `unmatched`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 
 from aiohttp import web
 
@@ -54,7 +56,25 @@ def for_gateway(app: web.Application) -> RouteNames:
     return RouteNames([core.router, app.router])
 
 
+async def building_context(app: web.Application) -> AsyncIterator[None]:
+    """A cleanup_ctx, first of all: the route names are built in a thread while the core starts.
+
+    Reading the core's routes imports its whole application (~0.15 s of CPU). `remember` runs after
+    the core is ready and before the public port opens, so doing the work there put it on the
+    start-up's critical path; here it overlaps the wait for the workers, which import in their
+    own processes."""
+    building = asyncio.ensure_future(asyncio.to_thread(for_gateway, app))
+    app[keys.route_names_building] = building
+    try:
+        yield
+    finally:
+        if not building.done():
+            building.cancel()  # start-up failed first; the thread itself finishes on its own
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await building
+
+
 async def remember(app: web.Application) -> None:
-    """An on_startup hook of the gateway `app`: its route names, built once (the routes are all
-    added by then) rather than by the first request."""
-    app[keys.route_names] = for_gateway(app)
+    """An on_startup hook of the gateway `app`, after the core is up: the route names, built once
+    (every route is added by then) rather than by the first request."""
+    app[keys.route_names] = await app[keys.route_names_building]
