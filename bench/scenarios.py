@@ -43,7 +43,7 @@ class Sizes:
 FULL = Sizes(
     rounds=3,
     startups=3,
-    create_sequential=100,
+    create_sequential=500,  # 100 took trackgate 0.1 s: one hiccup moved it
     create_concurrent=25,
     log_metric_per_client=50,
     log_batches=20,
