@@ -32,7 +32,10 @@ from tracking_core.errors import invalid
 
 DIR_TYPES = ("dir", "cdir", "pdir")
 IDLE_TIMEOUT = 300.0  # a data connection that sends nothing for this long is given up
-READ_AHEAD = 2  # full buffers a download may hold before it stops reading the data connection
+# Full buffers a download may hold before it stops reading the data connection. With 2, reading
+# paused whenever the link to the gateway was a frame behind, and the server's next sendfile waited
+# for the pause to end: 512 MiB came down at ~670 MB/s; with 4 (or 8, or 16), ~910 MB/s.
+READ_AHEAD = 4
 
 
 def _missing(exc: Exception) -> bool:
