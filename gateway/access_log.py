@@ -96,7 +96,10 @@ def build_request_log_middleware(config: Config) -> Middleware:
             bytes_out = 0
             if response is not None:
                 # A streamed response has been sent by now; a plain one is sent after this returns.
-                bytes_out = response.body_length if response.prepared else (response.content_length or 0)
+                if response.prepared:
+                    bytes_out = request.get(keys.bytes_streamed, response.body_length)
+                else:
+                    bytes_out = response.content_length or 0
             subject, method, outcome = _auth(request, status, config)
             record = RequestRecord(
                 request_id=request.get(keys.request_id, ""),

@@ -66,6 +66,10 @@ tls: web.AppKey[TlsContext] = web.AppKey("tls")
 # Who is calling, once a method accepted the request (absent on skip-auth routes / open servers).
 identity = web.RequestKey("identity", Identity)
 
+# Body bytes a streamed proxy response has sent so far: aiohttp knows a streamed response's size
+# only after write_eof, which runs after every middleware, so the request log reads this instead.
+bytes_streamed = web.RequestKey("bytes_streamed", int)
+
 # Where the accepted credential was carried (stripped before forwarding).
 consumed = web.RequestKey("consumed", Consumed)
 

@@ -276,6 +276,7 @@ async def _pump(
             await response.write(chunk)
         except ConnectionError:
             return  # the client went away; aiohttp closes the connection
+        request[keys.bytes_streamed] = request.get(keys.bytes_streamed, 0) + len(chunk)
 
 
 # -- the framed link ------------------------------------------------------------------------------
@@ -359,6 +360,7 @@ async def _relay_framed(request: web.Request, stream: core_link.GatewayStream) -
     if stream.body is not None:
         if stream.body:
             await response.write(stream.body)
+            request[keys.bytes_streamed] = len(stream.body)
         return response
     assert stream.content is not None
     await _pump(request, response, stream.content.readany, _LINK_FAILURES)

@@ -107,13 +107,15 @@ def traffic(setup: Setup) -> Traffic:
     untidy = requests.get(url + SEARCH + QUERY, headers={**bearer, "X-Request-ID": "no spaces allowed"}, timeout=10)
     generated = untidy.headers["X-Request-Id"]
     assert generated != "no spaces allowed" and len(generated) >= 16
-    payload = os.urandom(3000)
-    artifact = url + "/api/2.0/mlflow-artifacts/artifacts/0/run-a/artifacts/blob.bin"
-    assert requests.put(artifact, data=payload, auth=good, timeout=10).status_code == 200
-    assert requests.get(artifact, auth=good, timeout=10).content == payload
+    # A small artifact (answered whole) and one the gateway streams (1 MiB and more): both counted.
+    payloads = {"blob.bin": os.urandom(3000), "big.bin": os.urandom(3 * 1024 * 1024 + 17)}
+    for name, payload in payloads.items():
+        artifact = url + f"/api/2.0/mlflow-artifacts/artifacts/0/run-a/artifacts/{name}"
+        assert requests.put(artifact, data=payload, auth=good, timeout=30).status_code == 200
+        assert requests.get(artifact, auth=good, timeout=30).content == payload
     time.sleep(0.3)  # the last lines reach the log file
 
-    return Traffic(before, scrape(setup), generated, len(payload))
+    return Traffic(before, scrape(setup), generated, sum(len(p) for p in payloads.values()))
 
 
 def test_request_lines_and_counters(setup: Setup, traffic: Traffic) -> None:
@@ -125,7 +127,7 @@ def test_request_lines_and_counters(setup: Setup, traffic: Traffic) -> None:
     assert delta("trackgate_http_requests_total", method="GET", route=SEARCH, status="200") == 5
     assert delta("trackgate_http_requests_total", method="GET", route=SEARCH, status="401") == 3
     assert delta("trackgate_http_request_duration_seconds_count", method="GET", route=SEARCH) == 8
-    assert delta("trackgate_auth_total", method="basic", outcome="accepted") == 5
+    assert delta("trackgate_auth_total", method="basic", outcome="accepted") == 3 + 2 * 2  # searches, artifacts
     assert delta("trackgate_auth_total", method="basic", outcome="refused") == 2
     assert delta("trackgate_auth_total", method="none", outcome="missing") == 1
     assert delta("trackgate_auth_total", method="bearer", outcome="accepted") == 2
@@ -142,8 +144,11 @@ def test_request_lines_and_counters(setup: Setup, traffic: Traffic) -> None:
     assert line["duration_ms"] > 0 and line["bytes_out"] > 0 and line["bytes_in"] == 0
     assert line["httpRequest"]["requestMethod"] == "GET" and line["httpRequest"]["status"] == 200
     assert any(e.get("request_id") == generated for e in requests_logged)
-    (upload,) = [e for e in requests_logged if e["method"] == "PUT"]
-    assert upload["route"] == ARTIFACT_ROUTE and upload["bytes_in"] == traffic.payload_size
+    uploads = [e for e in requests_logged if e["method"] == "PUT"]
+    downloads = [e for e in requests_logged if e["route"] == ARTIFACT_ROUTE and e["method"] == "GET"]
+    assert all(e["route"] == ARTIFACT_ROUTE for e in uploads)
+    assert sorted(e["bytes_in"] for e in uploads) == [3000, 3 * 1024 * 1024 + 17]
+    assert sorted(e["bytes_out"] for e in downloads) == [3000, 3 * 1024 * 1024 + 17]
     assert not any("blob.bin" in json.dumps(e) for e in entries)  # routes, never raw paths
     refused = [e for e in requests_logged if e["status"] == 401]
     assert len(refused) == 3 and all(e["subject"] is None for e in refused)
