@@ -13,7 +13,7 @@ import pytest
 
 from tracking_core.authz.caller import CallerCache
 from tracking_core.authz.permissions import EXPERIMENT, REGISTERED_MODEL, Permission
-from tracking_core.contract import Identity
+from tracking_core.contract import Identity, identity_headers
 from tracking_core.settings import CoreSettings
 from tracking_core.store.database import Database, create_engine
 
@@ -31,7 +31,8 @@ def standing(db: str, subject: str, groups: tuple[str, ...] = ()) -> tuple[Permi
         config = CoreSettings(backend_store_uri=db)
         database = Database(create_engine(config))
         try:
-            caller = await CallerCache(database, config).load(Identity(subject, "basic", groups=groups))
+            headers = identity_headers(Identity(subject, "basic", groups=groups))
+            caller = await CallerCache(database, config).load(headers)
         finally:
             await database.close()
         return caller.permission(EXPERIMENT, "7"), caller.permission(REGISTERED_MODEL, "churn")

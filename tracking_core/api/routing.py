@@ -115,7 +115,14 @@ def _adapter(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.Stream
             return json_response(await guard(request, endpoint, args))
         return json_response(await endpoint.handler(request, args))
 
+    handle.endpoint = endpoint  # type: ignore[attr-defined]  # read by endpoint_of (authz: which route is whose)
     return handle
+
+
+def endpoint_of(handler: object) -> Endpoint | None:
+    """The Endpoint a route handler made by `add_endpoints` runs; None for any other handler."""
+    found = getattr(handler, "endpoint", None)
+    return found if isinstance(found, Endpoint) else None
 
 
 def add_endpoints(app: web.Application, prefix: str, endpoints: Iterable[Endpoint]) -> None:

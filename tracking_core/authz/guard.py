@@ -15,7 +15,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from tracking_core.api import experiments, registered_models, runs
-from tracking_core.api.routing import Endpoint
+from tracking_core.api.routing import Endpoint, endpoint_of
 from tracking_core.authz.audit import AuditSink, action, audited, outcome, status_of
 from tracking_core.authz.caller import Caller, CallerCache
 from tracking_core.authz.locate import Locator
@@ -24,7 +24,7 @@ from tracking_core.authz.permissions import EXPERIMENT, REGISTERED_MODEL, Permis
 from tracking_core.authz.routes import RULES, Found, Kind, Rule
 from tracking_core.authz.state import AUTHZ, CALLER, DETAIL, RESOURCE, Authz, current, denied, require, require_admin
 from tracking_core.identity import identify
-from tracking_core.keys import CONFIG, STORES
+from tracking_core.keys import CONFIG, IDENTITY, STORES
 from tracking_core.store import grants as grant_store
 from tracking_core.store import tables
 
@@ -37,10 +37,14 @@ class Route(NamedTuple):
     action: str  # the audit record's action: `POST /api/2.0/mlflow/runs/log-metric`
     audited: bool  # state-changing or a download: one audit record per request
     check: Check | None  # the path rule of a non-Endpoint route (paths.PATH_RULES)
+    detailed: bool  # its handler may name the change for the audit record (DETAIL): the auth API
 
 
 def _route(method: str, where: str, handler: Any) -> Route:
-    return Route(action(method, where), audited(method, where), PATH_RULES.get(handler))
+    endpoint = endpoint_of(handler)
+    rule = RULES.get(endpoint.handler) if endpoint is not None else None
+    detailed = endpoint is None or rule is None or rule.kind is Kind.OWN
+    return Route(action(method, where), audited(method, where), PATH_RULES.get(handler), detailed)
 
 
 def route_table(app: web.Application) -> dict[web.AbstractRoute, Route]:
@@ -60,18 +64,19 @@ async def authz_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def _user_tag_kept(request: web.Request, caller: Caller, a: dict[str, Any]) -> None:
-    """`mlflow.user` says who created the run; only that user may write it, and only unchanged."""
+def _user_tag_touched(caller: Caller, a: dict[str, Any]) -> list[Any]:
+    """The values a non-admin's request writes to the `mlflow.user` tag (none: nothing to check)."""
     if caller.is_admin:
-        return
+        return []
     if "tags" in a:
-        touched = [t.get("value") for t in a["tags"] or () if t.get("key") == USER_TAG]
-    elif a.get("key") == USER_TAG:
-        touched = [a.get("value")]
-    else:
-        return
-    if not touched:
-        return
+        return [t.get("value") for t in a["tags"] or () if t.get("key") == USER_TAG]
+    if a.get("key") == USER_TAG:
+        return [a.get("value")]
+    return []
+
+
+async def _user_tag_kept(request: web.Request, caller: Caller, a: dict[str, Any], touched: list[Any]) -> None:
+    """`mlflow.user` says who created the run; only that user may write it, and only unchanged."""
     async with request.app[AUTHZ].db.read() as conn:
         owner = await conn.scalar(sa.select(tables.runs.c.user_id).where(tables.runs.c.run_id == str(a["run_id"])))
     if caller.subject != owner or any(value != owner for value in touched):
@@ -100,14 +105,23 @@ async def _after(request: web.Request, caller: Caller, handler: Any, a: dict[str
 _AFTER = frozenset({experiments.create, registered_models.create, registered_models.rename, registered_models.delete})
 
 
-def _require_all(request: web.Request, caller: Caller, found: Iterable[Found], need: Permission) -> None:
-    named = False
+def _require_all(request: web.Request, caller: Caller, found: Iterable[Found], need: Permission) -> Found:
+    """Raise unless `need` is held on every resource found; the first one, which names the request
+    in its audit record."""
+    first: Found = None
     for resource in found:
         if resource is None:
             continue  # an unknown experiment name: the handler answers RESOURCE_DOES_NOT_EXIST
-        if not named:  # the first resource names the request in its audit record
-            request[RESOURCE], named = resource, True
+        if first is None:
+            request[RESOURCE] = first = resource
         require(caller, resource, need)
+    return first
+
+
+def _asked(rule: Rule, a: dict[str, Any]) -> tuple[str, str] | None:
+    """The key of this check in the caller's memory of passed checks (None: not remembered)."""
+    value = a.get(rule.key) if rule.key is not None else None
+    return (rule.asked, value) if value and value.__class__ is str else None
 
 
 async def _check(request: web.Request, caller: Caller, rule: Rule | None, a: dict[str, Any]) -> None:
@@ -119,16 +133,24 @@ async def _check(request: web.Request, caller: Caller, rule: Rule | None, a: dic
             raise denied("Permission denied: an unauthenticated caller cannot create.")
         return
     locator = request.app[AUTHZ].locator
-    found = rule.quick(locator, a) if rule.quick is not None else None
-    if found is None and rule.find is not None:
-        found = await rule.find(locator, a)
-    _require_all(request, caller, found or (), rule.need)
+    asked = _asked(rule, a)
+    if asked is not None and (passed := caller.passed.get(asked)) is not None:
+        request[RESOURCE] = passed
+    else:
+        found = rule.quick(locator, a) if rule.quick is not None else None
+        if found is None and rule.find is not None:
+            found = await rule.find(locator, a)
+        first = _require_all(request, caller, found or (), rule.need)
+        # Remembered only an existing resource that allowed it (a refusal raised above; a run
+        # that does not exist yet is asked again next time).
+        if asked is not None and first is not None and first.__class__ is tuple:
+            caller.remember(asked, first)
     if rule.reads is not None:
         for resource in await rule.reads(locator, a):
             if resource is not None:
                 require(caller, resource, Permission.READ)
-    if rule.user_tag:
-        await _user_tag_kept(request, caller, a)
+    if rule.user_tag and (touched := _user_tag_touched(caller, a)):
+        await _user_tag_kept(request, caller, a, touched)
 
 
 async def guard(request: web.Request, endpoint: Endpoint, a: dict[str, Any]) -> dict[str, Any]:
@@ -136,10 +158,15 @@ async def guard(request: web.Request, endpoint: Endpoint, a: dict[str, Any]) -> 
     caller = request.get(CALLER) or await current(request)
     assert caller is not None  # guard is installed only with AUTHZ
     rule = RULES.get(endpoint.handler)
-    # The hot path (log-metric and its like): the resource is known without the database and the
-    # rule asks nothing more, so the check runs here, without another coroutine.
-    if rule is not None and rule.simple and (found := rule.quick(request.app[AUTHZ].locator, a)) is not None:
-        _require_all(request, caller, found, rule.need)
+    # The hot path (log-metric, log-batch and their like): this caller passed the same check on
+    # the same resource before (its cached grants decided; a run never changes experiment), and
+    # nothing else needs asking: one dict lookup, no coroutine.
+    if (
+        rule is not None and rule.simple and (asked := _asked(rule, a)) is not None
+        and (passed := caller.passed.get(asked)) is not None
+        and not (rule.user_tag and _user_tag_touched(caller, a))
+    ):
+        request[RESOURCE] = passed
     else:
         await _check(request, caller, rule, a)
     out = await endpoint.handler(request, a)
@@ -148,20 +175,21 @@ async def guard(request: web.Request, endpoint: Endpoint, a: dict[str, Any]) -> 
     return out
 
 
-def _record(request: web.Request, az: Authz, caller: Caller, what: str, status: int) -> None:
+def _record(request: web.Request, az: Authz, caller: Caller, route: Route, status: int) -> None:
     rtype, rid = request.get(RESOURCE) or (None, None)
+    # The gateway's X-Forwarded-For (it replaces any the client sent); the core's own peer is the
+    # gateway's socket.
+    client = request.headers.get("X-Forwarded-For") or request.remote
     az.audit.record(  # in audit.FIELDS order
         caller.subject,
         caller.method,
-        # The gateway's X-Forwarded-For (it replaces any the client sent); the core's own peer is
-        # the gateway's socket.
-        (request.headers.get("X-Forwarded-For") or request.remote or "")[:64] or None,
-        what,
+        client[:64] if client else None,
+        route.action,
         rtype,
-        str(rid)[:256] if rid is not None else None,
-        outcome(status),
+        rid if rid is None or (rid.__class__ is str and len(rid) <= 256) else str(rid)[:256],
+        "allowed" if status < 400 else outcome(status),
         status,
-        request.get(DETAIL),
+        request.get(DETAIL) if route.detailed else None,
     )
 
 
@@ -169,14 +197,19 @@ def _record(request: web.Request, az: Authz, caller: Caller, what: str, status: 
 async def authorize(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The identity middleware's work, the path rules of the non-Endpoint routes and the audit
     record, in one layer: installed in place of `identity.identity` when authorization is on."""
-    identity = identify(request)
     az = request.app.get(AUTHZ)
     if az is None:  # not started (no request reaches a server before its start-up)
+        identify(request)
         return await handler(request)
-    # The caller, when the cache has it (the guard loads it otherwise, only if the route needs it).
-    caller = az.callers.anonymous() if identity is None else az.callers.cached(identity)
-    if caller is not None:
+    # The caller, when the cache has it (the guard loads it otherwise, only if the route needs
+    # it); the cache is keyed by the identity headers as sent, so a hit parses nothing.
+    caller = az.callers.cached(request.headers)
+    if caller is None:
+        identify(request)
+    else:
         request[CALLER] = caller
+        if caller.identity is not None:
+            request[IDENTITY] = caller.identity
     route = az.routes.get(request.match_info.route)
     if route is None:  # no route matched (404, 405) or a catch-all one
         resource = request.match_info.route.resource
@@ -190,9 +223,9 @@ async def authorize(request: web.Request, handler: Handler) -> web.StreamRespons
             await route.check(request, caller or await _caller(request))
         response = await handler(request)
     except BaseException as exc:
-        _record(request, az, request.get(CALLER) or await _caller(request), route.action, status_of(exc))
+        _record(request, az, request.get(CALLER) or await _caller(request), route, status_of(exc))
         raise
-    _record(request, az, request.get(CALLER) or await _caller(request), route.action, response.status)
+    _record(request, az, request.get(CALLER) or await _caller(request), route, response.status)
     return response
 
 

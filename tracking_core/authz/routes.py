@@ -55,8 +55,13 @@ class Rule:
     # Resources the request also reads from (a new model version's source): READ is needed on each.
     reads: Find | None = None
     quick: Quick | None = None
-    # Nothing but `need` on what `quick` names: the guard's path without a coroutine (see _on).
+    # One resource named by `key` and nothing read besides: a check the caller passed before is
+    # answered from its memory, without a coroutine (authz.guard).
     simple: bool = False
+    # The one request field naming the resource (run_id, experiment_id, name), when there is one:
+    # each caller remembers the checks it passed per value of it (authz.guard), under `asked`.
+    key: str | None = None
+    asked: str = ""
 
 
 def _experiment_arg_now(_: Locator, a: dict[str, Any]) -> list[Found]:
@@ -143,10 +148,14 @@ _QUICK: dict[Find, Quick] = {
 }
 
 
+_KEY = {_experiment_arg: "experiment_id", _run: "run_id", _model: "name"}
+
+
 def _on(find: Find, need: Permission, **extra: Any) -> Rule:
-    quick = _QUICK.get(find)
-    simple = quick is not None and not extra.get("user_tag") and extra.get("reads") is None
-    return Rule(Kind.RESOURCE, need, find, quick=quick, simple=simple, **extra)
+    key = _KEY.get(find)
+    simple = key is not None and extra.get("reads") is None
+    return Rule(Kind.RESOURCE, need, find, quick=_QUICK.get(find), simple=simple, key=key, asked=f"{key} {need.name}",
+                **extra)
 
 
 R, E, M = Permission.READ, Permission.EDIT, Permission.MANAGE

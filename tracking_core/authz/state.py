@@ -14,7 +14,6 @@ from tracking_core.authz.locate import Locator, Missing, Resource
 from tracking_core.authz.permissions import Permission
 from tracking_core.authz.visibility import Visibility
 from tracking_core.errors import ErrorCode, MlflowError
-from tracking_core.identity import caller as identity_of
 from tracking_core.settings import CoreSettings
 from tracking_core.store.database import Database
 
@@ -48,11 +47,8 @@ async def current(request: web.Request) -> Caller | None:
     az = request.app.get(AUTHZ)
     if az is None:
         return None
-    identity = identity_of(request)
-    if identity is None:
-        loaded = az.callers.anonymous()
-    else:
-        loaded = az.callers.cached(identity) or await az.callers.load(identity)
+    # The identity headers name the caller (identity.identify reads the same headers).
+    loaded = await az.callers.load(request.headers)
     request[CALLER] = loaded
     return loaded
 
