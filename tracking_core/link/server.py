@@ -428,7 +428,8 @@ class FrameWriter(AbstractStreamWriter):
         """The link frames bodies itself."""
 
     async def write(self, chunk: bytes | bytearray | memoryview) -> None:
-        data = chunk if type(chunk) is bytes else bytes(chunk)
+        # Not copied (as aiohttp's own writer does not): the frame is built from it at once.
+        data = chunk
         if self._compress is not None:
             data = self._compress.compress(data)
         self.output_size += len(data)
@@ -450,8 +451,10 @@ class FrameWriter(AbstractStreamWriter):
     async def _send(self, data: bytes, end: bool) -> None:
         stream = self._stream
         head, self._head = self._head, None
-        first = data[: frames.CHUNK]
         rest = len(data) > frames.CHUNK
+        if rest:
+            data = memoryview(data)  # slices of a view are not copies
+        first = data[: frames.CHUNK] if rest else data
         if head is not None:
             await stream.send(frames.head_frame(frames.RESPONSE, stream.id, head, first, end and not rest))
         elif first or end:
