@@ -1,6 +1,6 @@
 """Authorization overhead, in process: the tracking core with authorization on vs off.
 
-    python -m bench.bench_authz            # 5 rounds
+    python -m bench.bench_authz            # 5 rounds (--rounds N for more)
     python -m bench.bench_authz --quick    # 1 round, fewer runs
 
 Two cores on one fresh SQLite file (one with authorization on, as when the gateway
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import os
 import statistics
 import sys
 import tempfile
@@ -123,6 +124,7 @@ async def main(rounds: int, seconds: float, n_runs: int) -> dict[str, Any]:
         await open_.start_server()
         try:
             ids = await _seed(uri, secured, n_runs)
+            load_before = os.getloadavg()
             rates: dict[str, list[float]] = {"off": [], "editor": []}
             cpu: dict[str, list[float]] = {"off": [], "editor": []}
             search: dict[str, list[float]] = {"admin": [], "role_grants": []}
@@ -138,6 +140,7 @@ async def main(rounds: int, seconds: float, n_runs: int) -> dict[str, Any]:
                 for name, who in (("admin", Identity(ADMIN, "basic")), ("role_grants", READER)):
                     ms, counts[name] = await _search_ms(secured, ids, who, 5)
                     search[name].append(ms)
+            load_after = os.getloadavg()
         finally:
             await secured.close()
             await open_.close()
@@ -147,23 +150,29 @@ async def main(rounds: int, seconds: float, n_runs: int) -> dict[str, Any]:
                              "ratio": med["editor"] / med["off"], "rounds": rates},
         # The steadier figure on a busy machine: CPU per request, whole process (clients and core).
         "log_metric_cpu_us": {"authz_off": statistics.median(cpu["off"]),
-                              "editor_authz_on": statistics.median(cpu["editor"])},
+                              "editor_authz_on": statistics.median(cpu["editor"]), "rounds": cpu},
         "search_runs_ms": {"admin": med["admin"], "role_grants": med["role_grants"],
                            "ratio": med["role_grants"] / med["admin"], "runs_returned": counts},
+        "load_average": {"before": load_before, "after": load_after},
     }
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    result = asyncio.run(main(1 if args.quick else 5, 2.0 if args.quick else 6.0, 5000))
+    result = asyncio.run(main(1 if args.quick else args.rounds, 2.0 if args.quick else 6.0, 5000))
     lm, sr, cu = result["log_metric_per_s"], result["search_runs_ms"], result["log_metric_cpu_us"]
+    load = result["load_average"]
+    print(f"load average {load['before'][0]:.2f} before, {load['after'][0]:.2f} after")
     print(f"log_metric, {CLIENTS} clients: authz off {lm['authz_off']:.0f}/s, non-admin editor "
           f"{lm['editor_authz_on']:.0f}/s (ratio {lm['ratio']:.3f}; target >= 0.95)")
     rounds = (f"{k} " + ", ".join(f"{v:.0f}" for v in vs) for k, vs in lm["rounds"].items())
     print("  rounds, req/s: " + "; ".join(rounds))
     print(f"  CPU per request (process: clients and core): authz off {cu['authz_off']:.0f} us, editor "
           f"{cu['editor_authz_on']:.0f} us (off/on {cu['authz_off'] / cu['editor_authz_on']:.3f})")
+    rounds = (f"{k} " + ", ".join(f"{v:.0f}" for v in vs) for k, vs in cu["rounds"].items())
+    print("  rounds, CPU us per request: " + "; ".join(rounds))
     print(f"search_runs, 5,000 runs, 1,000 per page: admin {sr['admin']:.1f} ms, non-admin with role grants "
           f"{sr['role_grants']:.1f} ms (ratio {sr['ratio']:.3f}; target <= 1.20); returned {sr['runs_returned']}")
