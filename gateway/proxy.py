@@ -23,6 +23,7 @@ from gateway import core_link, keys
 from gateway.auth import upstream as auth_upstream
 from gateway.errors import mlflow_error
 from gateway.supervisor import CORE_URL
+from tracking_core.contract import identity_headers
 
 log = logging.getLogger("trackgate.proxy")
 
@@ -109,17 +110,17 @@ def upstream_request_headers(request: web.Request, request_id: str) -> CIMultiDi
     return headers
 
 
-# Per raw header name as clients spell it: (keep it?, the name as text, is it Connection?). A few
-# dozen spellings recur; the cache is bounded so odd clients cannot grow it without end.
-_NAME_CACHE: dict[bytes, tuple[bool, str, bool]] = {}
+# Per raw header name as clients spell it: (keep it?, the name as text, is it Connection?, the
+# folded name). A few dozen spellings recur; the cache is bounded so odd clients cannot grow it.
+_NAME_CACHE: dict[bytes, tuple[bool, str, bool, str]] = {}
 _NAME_CACHE_MAX = 512
 
 
-def _classify(raw_name: bytes) -> tuple[bool, str, bool]:
+def _classify(raw_name: bytes) -> tuple[bool, str, bool, str]:
     name = raw_name.decode("utf-8", "replace")
     folded = canonical(name)
     keep = folded not in _REQUEST_DROP and folded not in IDENTITY_HEADERS and not folded.startswith(IDENTITY_PREFIXES)
-    entry = (keep and folded != "connection", name, folded == "connection")
+    entry = (keep and folded != "connection", name, folded == "connection", folded)
     if len(_NAME_CACHE) < _NAME_CACHE_MAX:
         _NAME_CACHE[raw_name] = entry
     return entry
@@ -127,16 +128,23 @@ def _classify(raw_name: bytes) -> tuple[bool, str, bool]:
 
 def framed_request_headers(request: web.Request, request_id: str) -> list[str]:
     """`upstream_request_headers` as the link's flat [name, value, ...] list, in one pass over the
-    raw headers (the per-request hot path of an unauthenticated request). With an identity, the
-    credential-stripping of auth_upstream needs the multidict: same result, the general way."""
-    if request.get(keys.identity) is not None:
-        return [part for pair in upstream_request_headers(request, request_id).items() for part in pair]
+    raw headers (the per-request hot path). With an identity, the credential header it consumed
+    is left out and the identity headers added, as auth_upstream.apply does; a consumed session
+    cookie, which must be cut out of Cookie, takes the general way (same result)."""
+    identity = request.get(keys.identity)
+    consumed: frozenset[str] = frozenset()
+    if identity is not None:
+        spent = request.get(keys.consumed)
+        if spent is not None and spent.cookies:
+            return [part for pair in upstream_request_headers(request, request_id).items() for part in pair]
+        consumed = spent.headers if spent is not None else consumed
     flat: list[str] = []
     named_in_connection: set[str] | None = None
     for raw_name, raw_value in request.raw_headers:
-        keep, name, is_connection = _NAME_CACHE.get(raw_name) or _classify(raw_name)
+        keep, name, is_connection, folded = _NAME_CACHE.get(raw_name) or _classify(raw_name)
         if keep:
-            flat += (name, raw_value.decode("utf-8", "replace"))
+            if folded not in consumed:
+                flat += (name, raw_value.decode("utf-8", "replace"))
         elif is_connection:
             named_in_connection = named_in_connection or set()
             named_in_connection.update(canonical(t) for t in raw_value.decode("utf-8", "replace").split(","))
@@ -149,6 +157,9 @@ def framed_request_headers(request: web.Request, request_id: str) -> list[str]:
         "X-Forwarded-Proto", request.scheme,
         "X-Forwarded-Host", request.host,
     )  # fmt: skip
+    if identity is not None:
+        for pair in identity_headers(identity).items():
+            flat += pair
     return flat
 
 
