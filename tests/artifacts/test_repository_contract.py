@@ -77,6 +77,21 @@ async def test_large_file_crosses_part_boundaries(repo: ArtifactRepository) -> N
     assert max(sizes) <= 2 * MiB, "chunks stay bounded"
 
 
+async def test_a_producer_may_refill_its_buffer_once_asked_for_more(repo: ArtifactRepository) -> None:
+    # As a readinto loop does: a store that keeps a chunk past the next request for one (SFTP's
+    # pipelined writes) must have copied it by then.
+    data = payload(4 * MiB)
+
+    async def refilled() -> AsyncIterator[bytes]:
+        buf = bytearray(MiB)
+        for i in range(0, len(data), MiB):
+            buf[:] = data[i : i + MiB]
+            yield buf  # type: ignore[misc]
+
+    assert await repo.upload("refilled.bin", refilled()) == len(data)
+    assert await read_all(repo, "refilled.bin") == data
+
+
 @pytest.mark.parametrize(
     ("start", "end"),
     [(0, 0), (10, 19), (8 * 1024 * 1024 - 3, 8 * 1024 * 1024 + 3), (5, None)],

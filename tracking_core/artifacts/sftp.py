@@ -100,13 +100,17 @@ class SftpSession(FileSession):
         async with self.sftp.open(path, "wb", block_size=0) as f:
             try:
                 async for chunk in chunks:
-                    for at in range(0, len(chunk), block):
+                    view = memoryview(chunk)
+                    for at in range(0, len(view), block):
                         while len(pending) >= IN_FLIGHT:
                             await pending.popleft()
-                        # bytes(): the request may be sent after the producer reuses its buffer.
-                        piece = bytes(memoryview(chunk)[at : at + block])
+                        piece = view[at : at + block]
                         pending.append(asyncio.ensure_future(f.write(piece, size)))
                         size += len(piece)
+                    # Pieces are views, not copies: every request started above builds its packet
+                    # (copying its piece) in its first step, which this lets run before the
+                    # producer is asked for more and might reuse its buffer.
+                    await asyncio.sleep(0)
                 while pending:
                     await pending.popleft()
             finally:
