@@ -48,6 +48,9 @@ async def body_chunks(request: web.Request, size: int = CHUNK_SIZE) -> AsyncIter
         if not data:
             break
         received += len(data)
+        if not buf and len(data) >= size:
+            yield data  # a whole chunk as it arrived (one frame of the gateway's link): not copied
+            continue
         buf += data
         if len(buf) >= size:
             # Handed over, not copied: the consumer writes it out before asking for more.
