@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ssl
 import time
@@ -150,6 +151,19 @@ async def test_a_minted_cookie_reads_back() -> None:
     data = await SessionCookies(SECRET, HOUR).read(request_with(cookie))
     assert data is not None
     assert (data["sub"], data["email"], data["groups"]) == ("alice", "alice@example.test", ["ml-team"])
+
+
+async def test_a_cookie_read_again_is_refused_once_it_expires() -> None:
+    # Read from memory the second time (no decryption), but never past its exp.
+    cookies = SessionCookies(SECRET, HOUR)
+    cookie = mint_session_cookie(SECRET, "alice", issued_at=time.time() - 3600 + 1.5, lifetime=HOUR)
+    first, second = await cookies.read(request_with(cookie)), await cookies.read(request_with(cookie))
+    assert first is not None and first == second
+    second["sub"] = "mallory"  # what a caller does with its copy stays its own
+    assert (await cookies.read(request_with(cookie)) or {}).get("sub") == "alice"
+    while time.time() < first["exp"]:
+        await asyncio.sleep(first["exp"] - time.time() + 0.05)
+    assert await cookies.read(request_with(cookie)) is None
 
 
 def _flip(text: str, at: int) -> str:
