@@ -25,7 +25,7 @@ from tracking_core.authz import guard as authz
 from tracking_core.authz.routes import AUTH_ENDPOINTS
 from tracking_core.keys import CONFIG, STORES, Stores
 from tracking_core.settings import CoreSettings
-from tracking_core.store.database import Database, create_engine
+from tracking_core.store.database import open_database
 from tracking_core.store.experiments import ExperimentStore
 from tracking_core.store.logged_models import LoggedModelStore
 from tracking_core.store.metric_history import MetricHistoryStore
@@ -41,7 +41,7 @@ TRACKING_ENDPOINTS = (
 
 async def _stores_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    db = Database(create_engine(config), replica.open_engine(config))
+    db = open_database(config, replica=replica.open_engine(config))
     # Its own engine only when --registry-store-uri names another database.
     model_registry = open_registry(config, db)
     app[STORES] = Stores(

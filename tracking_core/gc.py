@@ -19,7 +19,7 @@ from tracking_core.durations import parse_duration
 from tracking_core.errors import MlflowError
 from tracking_core.settings import CoreSettings
 from tracking_core.store import purge
-from tracking_core.store.database import Database, create_engine
+from tracking_core.store.database import open_database
 
 
 def older_than_ms(text: str) -> int:
@@ -57,7 +57,7 @@ async def _delete_artifacts(service: ArtifactService, uri: str) -> None:
 
 async def collect(config: CoreSettings, request: GcRequest, say: Callable[[str], None]) -> GcResult:
     """Select and remove; raises MlflowError before removing anything if a named id is not eligible."""
-    db = Database(create_engine(config))
+    db = open_database(config)
     service = await ArtifactService.open(config, default_registry())
     result = GcResult()
     now = int(time.time() * 1000)

@@ -33,7 +33,7 @@ async def pool_metrics_ctx(app: web.Application) -> AsyncIterator[None]:
 
     async def sample() -> None:
         while True:
-            pool = app[STORES].db.engine.pool
+            pool = app[STORES].db.pool
             for state, method in _POOL_STATES.items():
                 count = getattr(pool, method, None)
                 if callable(count):

@@ -11,13 +11,16 @@ failover: a replica that is down fails searches with 503 (the client retries), a
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tracking_core.settings import CoreSettings
 from tracking_core.store.database import create_engine, replica_reads
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 def open_engine(config: CoreSettings) -> AsyncEngine | None:

@@ -9,10 +9,9 @@ be named, not only password users: SSO, token and certificate identities hold gr
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.api.auth_users import caller_of, required, write
 from tracking_core.api.routing import Endpoint
@@ -20,6 +19,9 @@ from tracking_core.api.wire import Field
 from tracking_core.authz.permissions import Permission, parse_grantable, resource_type
 from tracking_core.authz.state import AUTHZ, RESOURCE, denied
 from tracking_core.store import grants as grant_store
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 def _target(a: dict[str, Any]) -> tuple[str, str, str]:

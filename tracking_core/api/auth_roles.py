@@ -7,10 +7,9 @@ rules) count as membership in the role of the same name, without an assignment.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.api.auth_users import caller_of, required, write
 from tracking_core.api.routing import Endpoint
@@ -20,6 +19,9 @@ from tracking_core.authz.state import AUTHZ, denied, require_admin
 from tracking_core.errors import invalid
 from tracking_core.store import roles as role_store
 from tracking_core.store.grants import WORKSPACE
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 def _workspace(a: dict[str, Any], required: bool = True) -> str | None:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core import passwords, user_rules
 from tracking_core.api.routing import Endpoint
@@ -23,6 +22,9 @@ from tracking_core.errors import ErrorCode, MlflowError, invalid
 from tracking_core.store import grants as grant_store
 from tracking_core.store import roles as role_store
 from tracking_core.store import users as user_store
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 T = TypeVar("T")
 

@@ -1,24 +1,28 @@
-"""The async engine and the two ways to use it: a read connection or a write transaction.
+"""The tracking database and the two ways to use it: a read connection or a write transaction.
 
 SQLite gets WAL, a busy timeout, case-sensitive LIKE and a single-writer path (an asyncio lock
 plus `BEGIN IMMEDIATE`), so concurrent clients queue instead of meeting "database is locked".
 Other backends run writes concurrently. URIs are given the way `mlflow server` users write them
-(`postgresql://`, `mysql://`); the async driver is chosen here.
+(`postgresql://`, `mysql://`); the async driver is chosen here. A SQLite store needs none: its
+statements run inline (`open_database`), and a worker then never imports SQLAlchemy's asyncio
+extension, which loads the ORM.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tracking_core.settings import CoreSettings
 from tracking_core.store.sqlite_inline import INLINE_BUSY_TIMEOUT_MS, InlineSQLite
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -55,6 +59,10 @@ def connect_failure(orig: BaseException, config: CoreSettings, uri: str) -> str:
 
 
 def create_engine(config: CoreSettings, uri: str | None = None) -> AsyncEngine:
+    # Lazy: importing SQLAlchemy's asyncio extension loads its ORM (~50 ms), which a SQLite worker
+    # never needs (see open_database).
+    from sqlalchemy.ext.asyncio import create_async_engine
+
     url = async_url(uri or config.backend_store_uri)
     backend = url.get_backend_name()
     kwargs: dict[str, Any] = {"pool_size": config.db_pool_size, "max_overflow": config.db_max_overflow}
@@ -97,12 +105,21 @@ def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         raise sa.exc.DisconnectionError("the server closed this connection")
 
 
-def _inline_sqlite_engine(engine: AsyncEngine) -> sa.Engine:
-    """A synchronous twin of an aiosqlite engine (same file), for InlineSQLite.
+def open_database(config: CoreSettings, uri: str | None = None, replica: AsyncEngine | None = None) -> Database:
+    """The store's database at `uri` (default: the tracking store). On SQLite every statement runs
+    inline (sqlite_inline), so no async engine is built at all."""
+    url = async_url(uri or config.backend_store_uri)
+    if url.get_backend_name() == "sqlite":
+        return Database(None, replica, inline=InlineSQLite(_inline_sqlite_engine(url)))
+    return Database(create_engine(config, uri), replica)
+
+
+def _inline_sqlite_engine(url: sa.URL) -> sa.Engine:
+    """A synchronous engine on the SQLite file of `url`, for InlineSQLite.
 
     Inline work never interleaves on the loop, so the default small pool is plenty.
     """
-    sync = sa.create_engine(engine.url.set(drivername="sqlite+pysqlite"))
+    sync = sa.create_engine(url.set(drivername="sqlite+pysqlite"))
     _configure_sqlite(sync, busy_timeout_ms=INLINE_BUSY_TIMEOUT_MS)
     return sync
 
@@ -144,19 +161,36 @@ class Database:
     driver, and their writes run concurrently.
     """
 
-    def __init__(self, engine: AsyncEngine, replica: AsyncEngine | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine | None, replica: AsyncEngine | None = None, *, inline: InlineSQLite | None = None
+    ) -> None:
+        """`engine`: an async engine (on SQLite, its file is used inline); or None with `inline`."""
+        if engine is not None and engine.dialect.name == "sqlite" and inline is None:
+            inline = InlineSQLite(_inline_sqlite_engine(engine.url))
         self.engine = engine
         # --read-replica-backend-store-uri: used by read() only while replica_reads is set.
         self._replica = replica
+        self._inline = inline
+        self.is_sqlite = inline is not None
+        if engine is None:
+            assert inline is not None, "a Database needs an engine or an inline SQLite"
+            self.dialect = "sqlite"
+            return
         self.dialect = engine.dialect.name
-        self.is_sqlite = self.dialect == "sqlite"
         self._write_engine = engine.execution_options(tg_write=True)
         # PostgreSQL reads without BEGIN/ROLLBACK: two round trips fewer, and under READ
         # COMMITTED (the default) each statement takes its own snapshot inside a transaction too.
         self._read_engine = (
             engine.execution_options(isolation_level="AUTOCOMMIT") if self.dialect == "postgresql" else engine
         )
-        self._inline = InlineSQLite(_inline_sqlite_engine(engine)) if self.is_sqlite else None
+
+    @property
+    def pool(self) -> sa.Pool:
+        """The pool the statements are served from (on SQLite, the inline engine's)."""
+        if self._inline is not None:
+            return self._inline.engine.pool
+        assert self.engine is not None
+        return self.engine.pool
 
     # Plain functions handing back the underlying context manager: the store opens one of these
     # per request, and a generator-based wrapper around it would cost as much as a SQLite insert.
@@ -189,6 +223,7 @@ class Database:
     async def close(self) -> None:
         if self._inline is not None:
             self._inline.close()
-        await self.engine.dispose()
+        if self.engine is not None:
+            await self.engine.dispose()
         if self._replica is not None:
             await self._replica.dispose()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.authz.visibility import Visibility
 from tracking_core.authz.visibility import where as authz_where
@@ -20,6 +19,9 @@ from tracking_core.store.database import Database
 from tracking_core.store.id_lists import chunks
 from tracking_core.store.upsert import upsert
 from tracking_core.store.uris import join_uri
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 E = tables.experiments
 T = tables.experiment_tags

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.errors import already_exists, not_found
 from tracking_core.store.clock import now_ms
 from tracking_core.store.tables import grants, principals, role_assignments, role_permissions, roles, users
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 WORKSPACE = "default"  # MLflow scopes roles to a workspace; trackgate has this one
 ADMIN_MARK = "__admin__"  # the resource type of the row that carries a user's admin flag

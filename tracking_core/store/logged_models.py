@@ -6,10 +6,9 @@ import hashlib
 import json
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.authz.visibility import Visibility
 from tracking_core.entities import LifecycleStage
@@ -24,6 +23,9 @@ from tracking_core.store.names import random_run_name
 from tracking_core.store.run_render import number_out
 from tracking_core.store.upsert import insert_ignore, upsert
 from tracking_core.store.uris import join_uri
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 LM = tables.logged_models
 PENDING = "LOGGED_MODEL_PENDING"

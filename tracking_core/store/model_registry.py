@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tracking_core.settings import CoreSettings
-from tracking_core.store.database import Database, create_engine
+from tracking_core.store.database import Database, open_database
 from tracking_core.store.model_versions import ModelVersionStore
 from tracking_core.store.registered_models import RegisteredModelStore
 
@@ -30,7 +30,7 @@ class RegistryStore:
 
 def open_registry(config: CoreSettings, tracking_db: Database) -> RegistryStore:
     separate = config.effective_registry_store_uri != config.backend_store_uri
-    db = Database(create_engine(config, config.effective_registry_store_uri)) if separate else tracking_db
+    db = open_database(config, config.effective_registry_store_uri) if separate else tracking_db
     return RegistryStore(
         models=RegisteredModelStore(db),
         versions=ModelVersionStore(db, tracking_db),

@@ -15,10 +15,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.entities import LifecycleStage
 from tracking_core.errors import invalid, not_found
@@ -27,6 +26,9 @@ from tracking_core.store import tables
 from tracking_core.store.registry_rows import require_model, require_version
 from tracking_core.store.upsert import upsert
 from tracking_core.store.uris import join_uri
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 MODEL_VERSIONS_TAG = "mlflow.modelVersions"
 

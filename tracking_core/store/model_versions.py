@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.authz.visibility import Visibility
 from tracking_core.authz.visibility import where as authz_where
@@ -36,6 +35,9 @@ from tracking_core.store.registry_rows import (
 )
 from tracking_core.store.tables import registered_models
 from tracking_core.store.upsert import upsert
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 READY = "READY"
 CREATE_ATTEMPTS = 3

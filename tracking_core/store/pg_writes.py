@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 _COLUMNS = ("key", "step", "timestamp", "value", "is_nan", "model_id", "dataset_name", "dataset_digest")
 _TYPES = ("text", "bigint", "bigint", "float8", "boolean", "text", "text", "text")

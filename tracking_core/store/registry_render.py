@@ -4,10 +4,9 @@ search pages that list them (rendered by the database itself where registry_json
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.search import page_token
 from tracking_core.store import json_agg, registry_json
@@ -26,6 +25,9 @@ from tracking_core.store.registry_rows import (
     version_tags,
 )
 from tracking_core.store.rows import plain_rows
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 def render_version(row: Any, tags: Tags, aliases: list[str]) -> dict[str, Any]:
@@ -144,7 +146,7 @@ async def load_models(conn: AsyncConnection, ids: Sequence[int]) -> list[dict[st
     return await render_models(conn, [found[i] for i in ids if i in found])
 
 
-Render = Callable[[AsyncConnection, Sequence[Any]], Awaitable[list[dict[str, Any]]]]
+Render = Callable[["AsyncConnection", Sequence[Any]], Awaitable[list[dict[str, Any]]]]
 
 
 class PageSearch:

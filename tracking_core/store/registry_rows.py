@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.errors import not_found
 from tracking_core.store import tables
 from tracking_core.store.id_lists import chunks
 from tracking_core.store.json_agg import key_value_list
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 RM, MV = tables.registered_models, tables.model_versions
 RM_TAGS, MV_TAGS, ALIASES = (

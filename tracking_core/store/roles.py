@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.errors import already_exists, not_found
 from tracking_core.store.grants import principal_id
 from tracking_core.store.tables import principals, role_assignments, role_permissions, roles
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 R, RP, RA, P = roles.c, role_permissions.c, role_assignments.c, principals.c
 

@@ -8,9 +8,10 @@ exactly the values the store needs (booleans as 0/1), so they are taken straight
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 async def plain_rows(conn: AsyncConnection, statement: Any, parameters: Any = None) -> Sequence[Sequence[Any]]:

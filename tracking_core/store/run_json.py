@@ -14,15 +14,17 @@ contract suite and tests/core/test_run_json.py hold both to that.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.store.rows import plain_rows
 from tracking_core.store.run_render import render_metric
 from tracking_core.store.sqlite_json import member_if_set, open_object, ordered_list
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 # (JSON field, SQL expression over `runs` aliased r), in the order render_info writes them.
 _INFO_FIELDS = (

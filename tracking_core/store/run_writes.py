@@ -11,11 +11,10 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.entities import MAX_DOUBLE, LifecycleStage
 from tracking_core.errors import invalid, not_found
@@ -26,6 +25,9 @@ from tracking_core.store.logged_models import require_model
 from tracking_core.store.runs import RUN_NAME_TAG, active_run, require_run
 from tracking_core.store.sqlite_inline import driver as sqlite_driver
 from tracking_core.store.upsert import insert_ignore, upsert
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 P, M, L = tables.params, tables.metrics, tables.latest_metrics
 

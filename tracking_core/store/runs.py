@@ -6,10 +6,9 @@ import uuid
 from collections import namedtuple
 from collections.abc import Sequence
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.authz.visibility import Visibility
 from tracking_core.entities import LifecycleStage, RunStatus, ViewType
@@ -28,6 +27,9 @@ from tracking_core.store.run_render import render_info, render_metric
 from tracking_core.store.sqlite_inline import driver as sqlite_driver
 from tracking_core.store.upsert import upsert
 from tracking_core.store.uris import join_uri
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 R = tables.runs
 # The columns of `runs`, in table order, for rows read as plain tuples.

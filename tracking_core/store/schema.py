@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.entities import LifecycleStage
 from tracking_core.importer.detect import import_command, looks_like_mlflow
@@ -28,6 +27,7 @@ from tracking_core.store.uris import join_uri
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 DEFAULT_EXPERIMENT_ID = 0
 DEFAULT_EXPERIMENT_NAME = "Default"

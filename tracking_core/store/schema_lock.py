@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 # Any fixed 64-bit number; it names trackgate's schema lock among the database's advisory locks.
 PG_LOCK_KEY = 0x7472_6B67_7363_6D61  # "trkgscma"

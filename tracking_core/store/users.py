@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracking_core.errors import already_exists, not_found
 from tracking_core.store.clock import now_ms
 from tracking_core.store.grants import principal_id
 from tracking_core.store.tables import principals, users
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 U = users.c
 
