@@ -56,6 +56,21 @@ async def test_put_get_list_delete(client: TestClient) -> None:
     assert r.status == 404 and (await r.json())["error_code"] == "RESOURCE_DOES_NOT_EXIST"
 
 
+async def test_a_chunked_upload_arrives_whole(client: TestClient) -> None:
+    # No Content-Length: the body comes as HTTP chunks of odd sizes, whose ends the core's
+    # reader reports as empty pieces, which must not end the upload.
+    data = bytes(range(251)) * 9000
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for at in range(0, len(data), 70_001):
+            yield data[at : at + 70_001]
+
+    r = await client.put(f"{ART}/1/run/artifacts/chunked.bin", data=chunks())
+    assert r.status == 200, await r.text()
+    r = await client.get(f"{ART}/1/run/artifacts/chunked.bin")
+    assert await r.read() == data
+
+
 @pytest.mark.parametrize(
     ("header", "status", "expected"),
     [

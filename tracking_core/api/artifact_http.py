@@ -44,12 +44,16 @@ async def body_chunks(request: web.Request, size: int = CHUNK_SIZE) -> AsyncIter
     received = 0
     buf = bytearray()
     while True:
-        data = await request.content.read(size)
+        # One piece as it was received (a frame of the gateway's link, a read of the socket):
+        # read(size) would join the pieces it gathers into a new buffer first.
+        data, _ = await request.content.readchunk()
         if not data:
-            break
+            if request.content.at_eof():
+                break
+            continue  # the end of an HTTP chunk of a chunked body: no bytes
         received += len(data)
         if not buf and len(data) >= size:
-            yield data  # a whole chunk as it arrived (one frame of the gateway's link): not copied
+            yield data  # a whole chunk already: handed over as it is
             continue
         buf += data
         if len(buf) >= size:
