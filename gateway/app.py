@@ -6,7 +6,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -47,9 +47,13 @@ def build_gateway_app(
     *,
     core_command: Sequence[str] | None = None,
     prepare_schema: PrepareSchema | None = None,
+    core_watch: Callable[[web.Application], AsyncIterator[None]] | None = None,
 ) -> web.Application:
     """The public application. `core_command` / `prepare_schema` replace the real tracking-core
-    worker and schema bootstrap (the gateway's own tests use a stand-in worker)."""
+    worker and schema bootstrap (the gateway's own tests use a stand-in worker). `core_watch`
+    (in an extra gateway process, gateway.gateway_worker) replaces the supervisor: that process
+    watches the core the primary runs, and leaves the metrics listener to the primary."""
+    primary = core_watch is None
     drain = Drain()
     app = web.Application(middlewares=build_middlewares(drain, config))
     app[keys.config] = config
@@ -59,9 +63,9 @@ def build_gateway_app(
     # Order matters: the supervisor's context brings the core up (and, on cleanup, stops it
     # last); the proxy session opens on the socket the supervisor bound and closes first.
     app.cleanup_ctx.append(routes.building_context)  # first: it overlaps the core's start-up
-    app.cleanup_ctx.append(supervisor_context(core_command, prepare_schema))
+    app.cleanup_ctx.append(supervisor_context(core_command, prepare_schema) if primary else core_watch)
     app.cleanup_ctx.append(proxy.core_session_context)
-    metrics.install(app)  # its own listener, once the core is up (when configured)
+    metrics.install(app, listener=primary)  # its own listener, once the core is up (when configured)
     app.on_response_prepare.append(_stamp_response)
     if not config.disable_security_middleware:
         app.on_response_prepare.append(build_response_headers(config))
@@ -149,10 +153,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """Ready only while the core is up and answers that its database is reachable."""
-    supervisor = request.app[keys.supervisor]
-    if not supervisor.available:
+    core = request.app[keys.core]
+    if not core.available:
         return _readiness(503, "the tracking core is not available")
-    probe = await supervisor.probe(READY_PATH)
+    probe = await core.probe(READY_PATH)
     if probe.ok:
         return _readiness(200, None)
     detail = f"the tracking core answered HTTP {probe.status}" if probe.status else probe.body

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 import re
 import tomllib
@@ -82,6 +83,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", str, "127.0.0.1", "Address the public port binds to.", ("MLFLOW_HOST",)),
     Setting("port", int, 5000, "Public port (Cloud Run's PORT is honoured).", ("PORT", "MLFLOW_PORT")),
     Setting("workers", int, 1, "Tracking-core worker processes.", ("MLFLOW_WORKERS",)),
+    Setting("gateway_workers", str, "auto", "Gateway processes sharing the public port: a number, or auto "
+            "(one per two CPUs, at least one; see README)."),
     Setting(
         "backend_store_uri",
         str,
@@ -282,6 +285,7 @@ class Config(CoreSettings):
     host: str = "127.0.0.1"
     port: int = 5000
     workers: int = 1
+    gateway_workers: str = "auto"
     core_startup_timeout: float = 60.0
     core_socket: str | None = None
     core_link: str = "frames"
@@ -338,6 +342,31 @@ class Config(CoreSettings):
     @property
     def effective_client_cert_mode(self) -> str:
         return self.client_cert_mode or ("optional" if self.tls_client_ca else "off")
+
+    @property
+    def gateway_processes(self) -> int:
+        """How many gateway processes serve the public port (gateway_workers, auto resolved)."""
+        wanted = self.gateway_workers.strip().lower()
+        return auto_gateway_processes(usable_cpus()) if wanted == "auto" else int(wanted)
+
+
+def auto_gateway_processes(cpus: int) -> int:
+    """One gateway process per two CPUs: a request costs the core about as much CPU as the
+    gateway, so the other half of the cores is the core workers' (measured: README)."""
+    return max(1, cpus // 2)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on, bounded by a cgroup v2 CPU limit (a container's quota)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cpus
 
 
 def _convert(setting: Setting, raw: Any, origin: str, problems: list[str]) -> Any:
@@ -466,6 +495,10 @@ def _validate(v: dict[str, Any], sources: Mapping[str, str]) -> list[str]:
         problems.append(f"port must be between 0 and 65535, not {v['port']}{where('port')}.")
     if v["workers"] < 1:
         problems.append(f"workers must be at least 1, not {v['workers']}{where('workers')}.")
+    gateways = v["gateway_workers"].strip().lower()
+    if gateways != "auto" and not (gateways.isdigit() and int(gateways) >= 1):
+        problems.append(f"gateway_workers must be auto or a number of at least 1, not {v['gateway_workers']!r}"
+                        f"{where('gateway_workers')}.")
     for uri_name in ("backend_store_uri", "registry_store_uri", "read_replica_backend_store_uri"):
         uri = v[uri_name]
         if uri is None:

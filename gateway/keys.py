@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from gateway.auth.methods import AuthChain
     from gateway.auth.oidc import SSO
     from gateway.core_link import CoreLink
+    from gateway.core_watch import CoreView
     from gateway.drain import Drain
+    from gateway.gateway_pool import GatewayPool
     from gateway.metrics import Metrics
     from gateway.routes import RouteNames
     from gateway.supervisor import Supervisor
@@ -30,8 +32,15 @@ if TYPE_CHECKING:
 # The validated, frozen configuration the gateway was built with.
 config = web.AppKey("config", Config)
 
-# The core worker processes, their private socket and the "core available" flag.
+# The core worker processes and their private socket (the primary gateway process only).
 supervisor: web.AppKey[Supervisor] = web.AppKey("supervisor")
+
+# Whether the core may be reached now, and how (the supervisor itself in the primary gateway
+# process; a CoreWatch told the live worker count by the primary in an extra gateway process).
+core: web.AppKey[CoreView] = web.AppKey("core")
+
+# The extra gateway processes sharing the public port (primary process only, with gateway_workers > 1).
+gateway_pool: web.AppKey[GatewayPool] = web.AppKey("gateway_pool")
 
 # In-flight request tracking for the SIGTERM drain.
 drain: web.AppKey[Drain] = web.AppKey("drain")

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import resource
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -85,13 +86,20 @@ class Notices:
 
 
 class ConnectionGuard:
-    """The caps, the timeouts and the counts for one listening port."""
+    """The caps, the timeouts and the counts for one listening port in one gateway process.
+
+    With several gateway processes on the port (gateway_workers), each holds its share of the caps
+    (divided, rounded down, at least 1), so the server as a whole never exceeds what the operator
+    set; the kernel spreads connections unevenly, so a client may be refused a little early, never
+    late. The descriptor budget is each process's own (ulimit -n is per process)."""
 
     def __init__(self, config: Config) -> None:
         self.header_timeout = config.header_read_timeout
         self.body_timeout = config.body_read_timeout
-        self.max_total = min(config.max_connections, _descriptor_budget(config.max_connections))
-        self.max_per_address = config.max_connections_per_address
+        processes = config.gateway_processes
+        share = max(1, config.max_connections // processes)
+        self.max_total = min(share, _descriptor_budget(share))
+        self.max_per_address = max(1, config.max_connections_per_address // processes)
         self._trusted = TrustedProxies(config.trusted_proxies) if config.trusted_proxies else None
         self.total = 0
         self.per_address: Counter[str] = Counter()
@@ -241,12 +249,29 @@ class GuardedHandler(RequestHandler):
 
 
 class GuardedSite(web.TCPSite):
-    """A TCPSite whose connections are GuardedHandlers, swept by one task while it listens."""
+    """A TCPSite whose connections are GuardedHandlers, swept by one task while it listens; on a
+    socket already listening (`sock`, inherited by an extra gateway process) or on host and port."""
 
-    def __init__(self, runner: web.BaseRunner, guard: ConnectionGuard, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, runner: web.BaseRunner, guard: ConnectionGuard, *args: Any, sock: socket.socket | None = None,
+        accept: bool = True, **kwargs: Any,
+    ) -> None:
+        """`accept=False`: listen (connections wait in the backlog) but accept only after `accept()`."""
         super().__init__(runner, *args, **kwargs)
         self.guard = guard
+        self._sock = sock
+        self._accept = accept
         self._sweeper: asyncio.Task[None] | None = None
+
+    async def accept(self) -> None:
+        assert self._server is not None
+        await self._server.start_serving()
+
+    @property
+    def listening_fds(self) -> list[int]:
+        """The descriptors of the sockets this site accepts on (for the extra gateway processes)."""
+        assert self._server is not None
+        return [s.fileno() for s in self._server.sockets]
 
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site with its runner
@@ -267,10 +292,15 @@ class GuardedSite(web.TCPSite):
             def factory() -> asyncio.Protocol:
                 return TlsAcceptor(context, make_handler, failures)
 
-        self._server = await loop.create_server(
-            factory, self._host, self._port, backlog=self._backlog,
-            reuse_address=self._reuse_address, reuse_port=self._reuse_port,
-        )
+        if self._sock is not None:
+            self._server = await loop.create_server(
+                factory, sock=self._sock, backlog=self._backlog, start_serving=self._accept
+            )
+        else:
+            self._server = await loop.create_server(
+                factory, self._host, self._port, backlog=self._backlog,
+                reuse_address=self._reuse_address, reuse_port=self._reuse_port, start_serving=self._accept,
+            )
         self._sweeper = asyncio.create_task(self._sweep(server))
 
     async def _sweep(self, server: web.Server) -> None:

@@ -1,11 +1,13 @@
 """Prometheus metrics at /metrics on `--metrics-address`, a listener of its own, never the public port.
 
 Off unless `metrics_address` or mlflow's `expose_prometheus` DIR is set. Always in prometheus
-client's multiprocess mode: every process (this gateway, each core worker, pre-forked gateways if
-there are ever several) writes its values to files in one directory (DIR, or a private temporary
-one), and a scrape sums them. The workers inherit the directory as PROMETHEUS_MULTIPROC_DIR and
-report their database pool use (tracking_core/metrics.py). The supervisor's state (live workers,
-restarts) is read at scrape time rather than pushed; a dead worker's gauges are dropped then.
+client's multiprocess mode: every process (the primary gateway, the extra gateway processes of
+gateway_workers, each core worker) writes its values to files in one directory (DIR, or a private
+temporary one), and a scrape of the primary's listener sums them. The other processes inherit the
+directory as PROMETHEUS_MULTIPROC_DIR; the core workers report their database pool use
+(tracking_core/metrics.py). The supervisor's state (live core workers and gateway processes,
+restarts) is the primary's, read at scrape time rather than pushed; a dead worker's gauges are
+dropped then (its counters stay: what it counted happened).
 """
 
 from __future__ import annotations
@@ -109,12 +111,23 @@ class _SupervisorCollector:
                                 value=int(supervisor.available))
         yield CounterMetricFamily("trackgate_core_worker_restarts", "Core workers restarted after they died.",
                                   value=supervisor.restarts)
+        pool = self.app.get(keys.gateway_pool)
+        yield GaugeMetricFamily("trackgate_gateway_processes", "Live gateway processes on the public port.",
+                                value=1 + (len(pool.pids) if pool is not None else 0))
+        yield CounterMetricFamily("trackgate_gateway_process_restarts", "Gateway processes restarted after "
+                                  "they died.", value=pool.restarts if pool is not None else 0)
 
 
-def install(app: web.Application) -> None:
-    """Turn metrics on for the gateway `app` when configured: the collector and its own listener."""
+def install(app: web.Application, *, listener: bool = True) -> None:
+    """Turn metrics on for the gateway `app` when configured: the collector and its own listener.
+
+    Without `listener` (an extra gateway process), only the values: into the directory the
+    primary made and handed down as PROMETHEUS_MULTIPROC_DIR, which the primary's scrape reads."""
     config = app[keys.config]
     if not (config.metrics_address or config.expose_prometheus):
+        return
+    if not listener:
+        app[keys.metrics] = Metrics(os.environ["PROMETHEUS_MULTIPROC_DIR"])
         return
     if config.expose_prometheus:
         directory = config.expose_prometheus
@@ -147,8 +160,8 @@ async def _listener_ctx(app: web.Application) -> AsyncIterator[None]:
     async def serve_metrics(request: web.Request) -> web.Response:
         from prometheus_client import CONTENT_TYPE_LATEST
 
-        supervisor = app.get(keys.supervisor)
-        live = {os.getpid(), *(supervisor.worker_pids if supervisor is not None else ())}
+        supervisor, pool = app.get(keys.supervisor), app.get(keys.gateway_pool)
+        live = {os.getpid(), *(supervisor.worker_pids if supervisor else ()), *(pool.pids if pool else ())}
         body = await asyncio.to_thread(metrics.exposition, live)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -21,8 +21,8 @@ from yarl import URL
 
 from gateway import core_link, keys
 from gateway.auth import upstream as auth_upstream
+from gateway.core_watch import CORE_URL
 from gateway.errors import mlflow_error
-from gateway.supervisor import CORE_URL
 from tracking_core.contract import identity_headers
 
 log = logging.getLogger("trackgate.proxy")
@@ -174,11 +174,11 @@ def unavailable(message: str) -> web.Response:
 
 async def core_session_context(app: web.Application) -> AsyncIterator[None]:
     """The framed link to the core, or one keep-alive HTTP session when the core does not speak
-    frames, for the gateway's lifetime (after the supervisor's ctx: the core is ready by now)."""
-    supervisor = app[keys.supervisor]
+    frames, for the gateway's lifetime (after the core's ctx: the core is ready by now)."""
+    core = app[keys.core]
     link: core_link.CoreLink | None = None
     if app[keys.config].core_link == "frames":
-        link = core_link.CoreLink(supervisor.socket_path, lambda: supervisor.live_workers, READ_IDLE_TIMEOUT)
+        link = core_link.CoreLink(core.socket_path, lambda: core.live_workers, READ_IDLE_TIMEOUT)
         try:
             await link.connect()
         except core_link.NotFramed:
@@ -189,7 +189,7 @@ async def core_session_context(app: web.Application) -> AsyncIterator[None]:
             log.warning("cannot open the link to the core yet: %r", exc)
     app[keys.core_link] = link
     connector = aiohttp.UnixConnector(
-        app[keys.supervisor].socket_path,
+        core.socket_path,
         # No pool cap: clients already bound concurrency, and a cap would queue requests silently.
         limit=0,
     )
@@ -212,7 +212,7 @@ async def core_session_context(app: web.Application) -> AsyncIterator[None]:
 
 async def proxy_handler(request: web.Request) -> web.StreamResponse:
     """Forward one request to the core and relay its answer."""
-    if not request.app[keys.supervisor].available:
+    if not request.app[keys.core].available:
         return unavailable("The tracking server is starting or restarting; retry shortly.")
     # raw_path keeps the query string and percent-encoding exactly as the client sent them.
     target = request.raw_path if request.raw_path.startswith("/") else str(request.rel_url)

@@ -2,51 +2,33 @@
 
 Pre-fork model: the supervisor binds ONE private Unix socket and hands the same listening fd to
 every worker, so the kernel spreads connections across them and a restarted worker accepts on
-the very socket the proxy already uses. Because the supervisor keeps that socket open, a
-connection made while no worker is alive waits in the backlog instead of failing; that is why
-"core available" is tracked here (live workers + the last health check) and the proxy answers
-503 itself rather than relying on connection errors.
+the very socket the proxy already uses. Whether the core is available (live workers + the last
+health check) is gateway.core_watch's business; the supervisor feeds it the live worker count.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import NamedTuple
 
-import aiohttp
 from aiohttp import web
 
 from gateway import core_socket, keys, worker_process
 from gateway.config import Config
-from tracking_core.contract import ALIVE_PATH, READY_PATH
+from gateway.core_watch import CORE_URL, HEALTH_TIMEOUT, CoreStartupError, CoreWatch, Probe
+from gateway.worker_process import MAX_BACKOFF, restart_delay
+from tracking_core.contract import READY_PATH
 from tracking_core.settings import mask_uri
 
 log = logging.getLogger("trackgate.supervisor")
 
-CORE_URL = "http://trackgate-core"  # host part is ignored on a Unix socket; it only fills Host
-POLL_INTERVAL = 0.05  # while waiting for the core to come (back) up
-HEALTH_INTERVAL = 1.0  # while it is healthy
-HEALTH_TIMEOUT = 5.0
-CRASH_LOOP_WINDOW = 10.0  # a worker dying younger than this counts towards the backoff
-MAX_BACKOFF = 30.0
+__all__ = ["CORE_URL", "MAX_BACKOFF", "CoreStartupError", "Probe", "Supervisor", "restart_delay"]
+
 SCHEMA_POLL_INTERVAL = 2.0  # while a replica waits for `trackgate db upgrade`
 
 PrepareSchema = Callable[[Config], Awaitable[None]]
-
-
-class CoreStartupError(Exception):
-    """The tracking core could not be started; the message is meant for the operator."""
-
-
-class Probe(NamedTuple):
-    ok: bool
-    status: int | None  # None when no HTTP answer came back
-    body: str
 
 
 class Supervisor:
@@ -62,16 +44,13 @@ class Supervisor:
         self._prepare_schema = prepare_schema
         self.socket_path = ""
         self._socket: core_socket.CoreSocket | None = None
-        self._client: aiohttp.ClientSession | None = None
+        self.watch: CoreWatch | None = None  # set once the socket is bound
         self._procs: dict[int, asyncio.subprocess.Process] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._healthy = False
         self.restarts = 0  # core workers restarted after dying (a metric)
         self._started = False
         self._stopping = False
-        self._wake = asyncio.Event()
-        self._startup_failed = asyncio.Event()
-        self._startup_failure = ""
+        self._startup_failed: asyncio.Future[str] | None = None
         self._preexec = worker_process.die_with_parent()
 
     @property
@@ -85,7 +64,7 @@ class Supervisor:
     @property
     def available(self) -> bool:
         """True while the proxy may forward: some worker is alive and the last health check passed."""
-        return self._healthy and not self._stopping and self.live_workers > 0
+        return self.watch is not None and self.watch.available and not self._stopping
 
     async def start(self) -> None:
         """Bind the socket, spawn the workers, bootstrap the schema once, wait until the core is ready."""
@@ -94,13 +73,11 @@ class Supervisor:
         except core_socket.CoreSocketError as exc:
             raise CoreStartupError(str(exc)) from exc
         self.socket_path = self._socket.path
+        loop = asyncio.get_running_loop()
         # One deadline for the whole startup: a database that never answers fails it too.
-        deadline = asyncio.get_running_loop().time() + self.config.core_startup_timeout
-        # force_close: each probe opens a fresh connection, so it reaches whichever worker accepts
-        # next instead of sticking to one (possibly dead) worker through keep-alive.
-        self._client = aiohttp.ClientSession(
-            connector=aiohttp.UnixConnector(self.socket_path, force_close=True)
-        )
+        deadline = loop.time() + self.config.core_startup_timeout
+        self.watch = CoreWatch(self.socket_path, lambda: self.live_workers)
+        self._startup_failed = loop.create_future()
         # The workers spend their first half second importing; they do it while the schema is
         # checked below. A worker opens the database only for a request, and none reaches it
         # before the readiness probe, which waits for the schema step. (stop() ends them if
@@ -110,44 +87,27 @@ class Supervisor:
             self._tasks.append(asyncio.create_task(self._keep_alive(slot)))
         # Once, here, never from the workers: several workers creating tables at once would race.
         deadline = await self._prepare(deadline)
-        await self._wait_ready(deadline)
-        self._started = self._healthy = True
-        self._tasks.append(asyncio.create_task(self._monitor()))
+        await self.watch.wait_ready(deadline, self.config.core_startup_timeout, self._startup_failed)
+        self._started = True
 
     async def probe(self, path: str = READY_PATH, timeout: float = HEALTH_TIMEOUT) -> Probe:
         """Ask the core (any worker) for `path`; never raises for network trouble."""
-        assert self._client is not None
-        try:
-            async with self._client.get(
-                CORE_URL + path, timeout=aiohttp.ClientTimeout(total=timeout)
-            ) as resp:
-                return Probe(resp.status == 200, resp.status, (await resp.text())[:500])
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return Probe(False, None, f"{type(exc).__name__}: {exc}".rstrip(": "))
+        assert self.watch is not None
+        return await self.watch.probe(path, timeout)
 
     async def stop(self) -> None:
         """SIGTERM every worker (they finish in-flight work), wait, then release the socket."""
         self._stopping = True
+        if self.watch is not None:
+            await self.watch.stop()
         for task in self._tasks:
             task.cancel()
         # Wait for the watchers first so no restart can slip in after the workers are signalled.
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5.0)
-        running = [p for p in self._procs.values() if p.returncode is None]
-        for proc in running:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-        if running:
-            waits = [asyncio.create_task(p.wait()) for p in running]
-            await asyncio.wait(waits, timeout=self.config.drain_timeout + 5.0)
-            for proc in running:
-                if proc.returncode is None:
-                    log.warning("core worker pid %d did not stop in time; killing it", proc.pid)
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-            await asyncio.gather(*waits, return_exceptions=True)
-        if self._client is not None:
-            await self._client.close()
+        await worker_process.terminate(list(self._procs.values()), self.config.drain_timeout + 5.0, "core worker")
+        if self.watch is not None:
+            await self.watch.close()
         if self._socket is not None:
             self._socket.close()
 
@@ -208,86 +168,29 @@ class Supervisor:
         log.debug("core worker %d started, pid %d", slot, proc.pid)
         return proc
 
-    async def _wait_ready(self, deadline: float) -> None:
-        timeout = self.config.core_startup_timeout
-        loop = asyncio.get_running_loop()
-        failed = asyncio.create_task(self._startup_failed.wait())
-        last = Probe(False, None, "no answer yet")
-        try:
-            while (remaining := deadline - loop.time()) > 0:
-                # A probe may sit in the socket backlog until a worker accepts; race it against
-                # a worker dying so a broken core fails fast instead of after the whole timeout.
-                probe = asyncio.create_task(self.probe(READY_PATH, timeout=remaining))
-                done, _ = await asyncio.wait({probe, failed}, return_when=asyncio.FIRST_COMPLETED)
-                if failed in done:
-                    probe.cancel()
-                    raise CoreStartupError(self._startup_failure)
-                last = probe.result()
-                if last.ok:
-                    return
-                await asyncio.sleep(POLL_INTERVAL)
-        finally:
-            failed.cancel()
-        answer = f"HTTP {last.status}: {last.body}" if last.status else last.body
-        raise CoreStartupError(f"the tracking core was not ready after {timeout:g} s (last answer: {answer})")
-
     async def _keep_alive(self, slot: int) -> None:
         """Watch one worker slot; restart its process whenever it exits, backing off if it crash-loops."""
-        loop = asyncio.get_running_loop()
-        failures = 0
-        while True:
-            proc = self._procs[slot]
-            started = loop.time()
-            code = await proc.wait()
+
+        def exited(proc: asyncio.subprocess.Process, how: str) -> bool:
             if self._stopping:
-                return
-            how = worker_process.describe_exit(code)
+                return False
             if not self._started:
-                self._startup_failure = f"core worker {slot} (pid {proc.pid}) {how} before the core was ready"
-                self._startup_failed.set()
-                return
-            if self.live_workers == 0:
-                self._healthy = False
-            self._wake.set()
-            failures = failures + 1 if loop.time() - started < CRASH_LOOP_WINDOW else 0
-            delay = restart_delay(failures)
-            log.warning("core worker %d (pid %d) %s; restarting it in %.2g s", slot, proc.pid, how, delay)
-            while True:
-                await asyncio.sleep(delay)
-                try:
-                    self._procs[slot] = await self._spawn(slot)
-                    self.restarts += 1
-                    break
-                except OSError as exc:
-                    delay = min(max(delay * 2, 0.25), MAX_BACKOFF)
-                    log.error("cannot start core worker %d: %s; retrying in %.2g s", slot, exc, delay)
-            self._wake.set()
+                assert self._startup_failed is not None
+                if not self._startup_failed.done():
+                    why = f"core worker {slot} (pid {proc.pid}) {how} before the core was ready"
+                    self._startup_failed.set_result(why)
+                return False
+            assert self.watch is not None
+            self.watch.wake()
+            return True
 
-    async def _monitor(self) -> None:
-        """Keep `available` current: poll liveness, fast while the core is down, slowly while up."""
-        while True:
-            self._wake.clear()
-            ok = False
-            if self.live_workers:
-                result = await self.probe(ALIVE_PATH, HEALTH_TIMEOUT)
-                ok = result.ok and self.live_workers > 0
-                if not ok and self._healthy:
-                    log.warning("core health check failed: %s", result.body or result.status)
-            if ok and not self._healthy:
-                log.info("core is available again")
-            self._healthy = ok
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that arrives
-            # as the event is set, and this loop would then never stop.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(HEALTH_INTERVAL if ok else POLL_INTERVAL):
-                    await self._wake.wait()
+        async def respawn() -> None:
+            self._procs[slot] = await self._spawn(slot)
+            self.restarts += 1
+            assert self.watch is not None
+            self.watch.wake()
 
-
-def restart_delay(quick_failures: int) -> float:
-    """Restart at once after a single crash; while a worker keeps dying young, wait 0.5 s, 1 s, 2 s...
-
-    so a core that cannot run (bad config, full disk) does not burn a CPU respawning."""
-    return 0.0 if quick_failures <= 1 else min(0.25 * 2 ** (quick_failures - 1), MAX_BACKOFF)
+        await worker_process.keep_alive(f"core worker {slot}", lambda: self._procs[slot], respawn, exited)
 
 
 def supervisor_context(
@@ -298,6 +201,7 @@ def supervisor_context(
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         supervisor = Supervisor(app[keys.config], command=command, prepare_schema=prepare_schema)
         app[keys.supervisor] = supervisor
+        app[keys.core] = supervisor
         try:
             await supervisor.start()
             yield

@@ -1,17 +1,23 @@
-"""Starting one core worker process, and describing how one ended."""
+"""Starting a worker process (a core worker, an extra gateway), keeping it running, describing how one ended."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import ctypes
+import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from gateway.config import Config
 from tracking_core.contract import SETTINGS_ENV
+
+log = logging.getLogger("trackgate.supervisor")
+
+CRASH_LOOP_WINDOW = 10.0  # a process dying younger than this counts towards the backoff
+MAX_BACKOFF = 30.0
 
 
 async def spawn(
@@ -56,3 +62,59 @@ def die_with_parent() -> Callable[[], None] | None:
         prctl(pr_set_pdeathsig, int(signal.SIGTERM))
 
     return hook
+
+
+def restart_delay(quick_failures: int) -> float:
+    """Restart at once after a single crash; while a process keeps dying young, wait 0.5 s, 1 s, 2 s...
+
+    so a process that cannot run (bad config, full disk) does not burn a CPU respawning."""
+    return 0.0 if quick_failures <= 1 else min(0.25 * 2 ** (quick_failures - 1), MAX_BACKOFF)
+
+
+async def keep_alive(
+    name: str,
+    current: Callable[[], asyncio.subprocess.Process],
+    respawn: Callable[[], Awaitable[None]],
+    exited: Callable[[asyncio.subprocess.Process, str], bool],
+) -> None:
+    """Watch one process slot: whenever `current()` exits, ask `exited(proc, how)` whether to
+    restart it (False: the owner is stopping, or gives up) and `respawn()` it, backing off while
+    it crash-loops and retrying while it cannot be started at all."""
+    loop = asyncio.get_running_loop()
+    failures = 0
+    while True:
+        proc = current()
+        started = loop.time()
+        how = describe_exit(await proc.wait())
+        if not exited(proc, how):
+            return
+        failures = failures + 1 if loop.time() - started < CRASH_LOOP_WINDOW else 0
+        delay = restart_delay(failures)
+        log.warning("%s (pid %d) %s; restarting it in %.2g s", name, proc.pid, how, delay)
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await respawn()
+                break
+            except OSError as exc:
+                delay = min(max(delay * 2, 0.25), MAX_BACKOFF)
+                log.error("cannot start %s: %s; retrying in %.2g s", name, exc, delay)
+
+
+async def terminate(procs: Sequence[asyncio.subprocess.Process], timeout: float, name: str) -> None:
+    """SIGTERM every process still running (each drains its in-flight work), wait up to `timeout`
+    seconds for them, then kill the ones still running."""
+    running = [p for p in procs if p.returncode is None]
+    for proc in running:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+    if not running:
+        return
+    waits = [asyncio.create_task(p.wait()) for p in running]
+    await asyncio.wait(waits, timeout=timeout)
+    for proc in running:
+        if proc.returncode is None:
+            log.warning("%s pid %d did not stop in time; killing it", name, proc.pid)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+    await asyncio.gather(*waits, return_exceptions=True)

@@ -53,7 +53,7 @@ def is_browser_navigation(request: web.Request, path: str) -> bool:
 def build_auth_middleware(config: Config) -> Middleware:
     skip = SkipAuth(config.skip_auth_routes, config.static_prefix)
     prefix = config.static_prefix
-    throttle = FailureThrottle()
+    throttle = FailureThrottle(config.gateway_processes)  # this process's share of the limits
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -9,7 +9,10 @@ Counted per (client address, claimed user) and, more loosely, per address:
 - one broken job behind a shared NAT locks out only its own user name, and a credential that
   was accepted before (the methods' `known_good`) keeps working even then.
 Memory is bounded (the least recently failing keys are forgotten first). Per process: replicas
-each count for themselves.
+each count for themselves, and so do the gateway processes of one server (gateway_workers); there,
+each process allows its share of the limits (divided, rounded down, at least 1), so N processes
+never give an attacker more than the limits in all. The kernel spreads connections unevenly, so
+a lockout may come a little early, never late: failing closed, without shared state.
 """
 
 from __future__ import annotations
@@ -64,9 +67,11 @@ class _Count:
 
 
 class FailureThrottle:
-    def __init__(self) -> None:
+    def __init__(self, processes: int = 1) -> None:
+        """`processes`: how many gateway processes share the limits (each counts for itself)."""
         self._window = WINDOW
         self._counts: OrderedDict[Key, _Count] = OrderedDict()
+        self._processes = processes
 
     def _count(self, key: Key) -> _Count:
         count = self._counts.get(key)
@@ -84,7 +89,8 @@ class FailureThrottle:
         """Seconds until this (address, user) may try again, or None if it may now."""
         now = time.monotonic()
         waits = []
-        for key, limit in (((address, user), MAX_FAILURES), ((address, ALL_USERS), MAX_ADDRESS_FAILURES)):
+        for key, total in (((address, user), MAX_FAILURES), ((address, ALL_USERS), MAX_ADDRESS_FAILURES)):
+            limit = max(1, total // self._processes)  # this process's share
             count = self._counts.get(key)
             if count is not None and count.recent(now, self._window) >= limit:
                 oldest = count.failures[0] if count.failures else now - self._window  # in flight only: 1 s

@@ -31,9 +31,10 @@ def port_open(port: int) -> bool:
 
 
 def core_pids(server_pid: int) -> list[int]:
-    """The core workers: children of the server process."""
+    """The core workers: children of the server process (not its extra gateway processes)."""
     with open(f"/proc/{server_pid}/task/{server_pid}/children") as f:
-        return [int(p) for p in f.read().split()]
+        children = [int(p) for p in f.read().split()]
+    return [pid for pid in children if b"gateway_worker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
 async def no_schema(config: Config) -> None:
