@@ -1,16 +1,20 @@
-"""The extra gateway processes: N - 1 more processes sharing the primary's public socket.
+"""The extra gateway processes: N - 1 more processes serving the primary's public port.
 
 `gateway_workers = N` runs N gateway processes. The primary (the one whose supervisor owns the
-core workers) health-gates the core and binds the public port last, as with one process; the
-extra `python -m gateway.gateway_worker` processes then accept on that same listening socket, so
-the kernel hands each new connection to whichever process accepts first (as with the core
-workers' private socket), and each serves the same app without a supervisor.
+core workers) health-gates the core and binds the public port last, as with one process. It
+binds one listening socket per process, all on that port with SO_REUSEPORT, and keeps every one
+of them open: the kernel spreads new connections over the sockets by their addresses, so
+keep-alive clients that connect while the server is idle are spread too. (One shared socket was
+tried first, as the core workers share theirs: with every process idle, one process won every
+accept, and 16 keep-alive clients all ended on it.) Because the primary holds each slot's socket,
+connections that reach the slot of a process being restarted wait in its backlog for the new
+process, as core requests wait on the core socket, instead of being refused.
 
-They are spawned (never forked from a running event loop) when the primary starts, so that their
-imports overlap the core's start-up, and wait. Once the primary listens, it sends each one the
-listening socket(s) and the core's socket path over a private socket pair ("go"); each then
-checks the core itself, opens its link and starts accepting, and says "ready" back. The primary
-accepts only after that (bounded), so the first clients' keep-alive connections are spread too.
+The extra `python -m gateway.gateway_worker` processes are spawned (never forked from a running
+event loop) when the primary starts, so that their imports overlap the core's start-up, and wait.
+Once the primary listens, it sends each one its slot's socket(s) and the core's socket path over
+a private socket pair ("go"); each then checks the core itself, opens its link and starts
+accepting, and says "ready" back. The primary accepts only after that (bounded).
 
 Over its stdin (a pipe, never the environment: the config holds secrets) an extra process gets
 the validated config, then the live core worker count whenever it changes, so it answers 503
@@ -30,6 +34,7 @@ import signal
 import socket
 import struct
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway import worker_process
@@ -73,7 +78,7 @@ READY_TIMEOUT = 10.0  # the primary waits this long for the extra processes befo
 @dataclass
 class _Child:
     proc: asyncio.subprocess.Process
-    control: socket.socket  # our end of the pair: "go" (with the listening fds) out, "ready" in
+    control: socket.socket  # our end of the pair: "go" (with the listening sockets) out, "ready" in
 
 
 class GatewayPool:
@@ -85,7 +90,8 @@ class GatewayPool:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._preexec = worker_process.die_with_parent()
-        self._go: tuple[bytes, list[int]] | None = None  # the core socket path and the listening fds
+        self._core_socket = b""
+        self._sockets: dict[int, list[socket.socket]] = {}  # each slot's listening sockets, held here
         self._supervisor: Supervisor | None = None
 
     @property
@@ -98,18 +104,20 @@ class GatewayPool:
             self._children[slot] = await self._spawn(slot)
             self._tasks.append(asyncio.create_task(self._keep_alive(slot)))
 
-    async def listen(self, supervisor: Supervisor, listening_fds: list[int]) -> None:
-        """Hand the listening sockets to the extra processes; return once they accept (or after
-        READY_TIMEOUT); from now on relay the live core worker count to them."""
+    async def listen(self, supervisor: Supervisor, bind: Callable[[], list[socket.socket]]) -> None:
+        """Give each extra process the listening sockets `bind()` makes for it (on the public port,
+        SO_REUSEPORT); return once they accept (or after READY_TIMEOUT); from now on relay the
+        live core worker count to them."""
         assert supervisor.watch is not None
         self._supervisor = supervisor
-        self._go = (supervisor.socket_path.encode(), list(listening_fds))
+        self._core_socket = supervisor.socket_path.encode()
+        self._sockets = {slot: bind() for slot in self._children}
         supervisor.watch.on_wake.append(self._publish)
         loop = asyncio.get_running_loop()
         children = list(self._children.values())
-        for child in children:
+        for slot, child in self._children.items():
             self._tell(child)
-            self._send_go(child)
+            self._send_go(slot, child)
         waits = [asyncio.ensure_future(loop.sock_recv(c.control, len(READY))) for c in children]
         done, pending = await asyncio.wait(waits, timeout=READY_TIMEOUT)
         for wait in pending:
@@ -135,25 +143,33 @@ class GatewayPool:
                     child.proc.send_signal(signum)
 
     def terminate(self) -> None:
-        """SIGTERM every extra process (they drain), restarting none from now on."""
+        """SIGTERM every extra process (they drain), restarting none from now on; let go of their
+        listening sockets, so that the port closes as soon as they have closed theirs."""
         self._stopping = True
         self.signal(signal.SIGTERM)
+        self._close_sockets()
+
+    def _close_sockets(self) -> None:
+        for sockets in self._sockets.values():
+            for sock in sockets:
+                sock.close()
 
     async def stop(self) -> None:
         """Wait for every extra process to drain (SIGTERMed if `terminate` was not), kill a straggler."""
+        signalled = self._stopping
         self._stopping = True
         for task in self._tasks:
             task.cancel()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5.0)
         running = [c.proc for c in self._children.values() if c.proc.returncode is None]
-        # SIGTERM again if terminate() already did: harmless, they are draining.
-        await worker_process.terminate(running, self.config.drain_timeout + 5.0, "gateway process")
+        await worker_process.terminate(running, self.config.drain_timeout + 5.0, "gateway process", signalled=signalled)
         bad = [f"pid {p.pid} {worker_process.describe_exit(p.returncode)}" for p in running if p.returncode]
         if bad:
             log.warning("gateway process(es) stopped uncleanly: %s", "; ".join(bad))
         for child in self._children.values():
             child.control.close()
+        self._close_sockets()
 
     async def _spawn(self, slot: int) -> _Child:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -179,17 +195,16 @@ class GatewayPool:
         assert proc.stdin is not None
         proc.stdin.write(encode_config(self.config))
         child = _Child(proc, ours)
-        if self._go is not None:  # a restart: the others are already serving
+        if slot in self._sockets:  # a restart: its slot's connections are waiting in the backlog
             self._tell(child)
-            self._send_go(child)
+            self._send_go(slot, child)
         log.debug("gateway process %d started, pid %d", slot, proc.pid)
         return child
 
-    def _send_go(self, child: _Child) -> None:
-        assert self._go is not None
-        path, fds = self._go
+    def _send_go(self, slot: int, child: _Child) -> None:
+        fds = [sock.fileno() for sock in self._sockets[slot]]
         with contextlib.suppress(OSError):  # it died already: its keep-alive restarts it
-            socket.send_fds(child.control, [path], fds)
+            socket.send_fds(child.control, [self._core_socket], fds)
 
     def _publish(self) -> None:
         for child in self._children.values():
@@ -210,6 +225,8 @@ class GatewayPool:
             return True
 
         async def respawn() -> None:
+            if self._stopping:  # terminated during the backoff: the dead one stays, exited() ends this
+                return
             self._children[slot] = await self._spawn(slot)
             self.restarts += 1
 

@@ -267,12 +267,6 @@ class GuardedSite(web.TCPSite):
         assert self._server is not None
         await self._server.start_serving()
 
-    @property
-    def listening_fds(self) -> list[int]:
-        """The descriptors of the sockets this site accepts on (for the extra gateway processes)."""
-        assert self._server is not None
-        return [s.fileno() for s in self._server.sockets]
-
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site with its runner
         loop = asyncio.get_running_loop()
@@ -302,6 +296,28 @@ class GuardedSite(web.TCPSite):
                 reuse_address=self._reuse_address, reuse_port=self._reuse_port, start_serving=self._accept,
             )
         self._sweeper = asyncio.create_task(self._sweep(server))
+
+    def bind_siblings(self) -> list[socket.socket]:
+        """More listening sockets on this site's addresses, for another gateway process: the site
+        must have been started with `reuse_port=True` (SO_REUSEPORT: the kernel spreads new
+        connections over the sockets of the port)."""
+        assert self._server is not None
+        siblings = []
+        try:
+            for listening in self._server.sockets:
+                sock = socket.socket(listening.family, socket.SOCK_STREAM)
+                siblings.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                if listening.family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as asyncio binds
+                sock.bind(listening.getsockname())
+                sock.listen(self._backlog)
+        except OSError:
+            for sock in siblings:
+                sock.close()
+            raise
+        return siblings
 
     async def _sweep(self, server: web.Server) -> None:
         while True:

@@ -65,16 +65,16 @@ async def start(config: Config, app: web.Application | None = None) -> web.AppRu
         log.info("core ready in %.2f s", time.monotonic() - started)
         ssl_context = tls.listening if tls is not None else None
         site = GuardedSite(runner, ConnectionGuard(config), config.host, config.port, reuse_address=True,
-                           ssl_context=ssl_context, accept=pool is None)
+                           reuse_port=pool is not None, ssl_context=ssl_context, accept=pool is None)
         try:
             await site.start()
         except OSError as exc:  # in use, not ours to bind, no such address: one line, no traceback
             cause = os.strerror(exc.errno) if exc.errno else str(exc)  # asyncio's text repeats the address
             raise CoreStartupError(f"cannot listen on {config.host}:{config.port}: {cause}") from None
         if pool is not None:
-            # Listening already (a TCP probe connects; clients wait in the backlog); every process
-            # accepts from about the same moment, so the first keep-alive connections are spread.
-            await pool.listen(app[keys.supervisor], site.listening_fds)
+            # Listening already (a TCP probe connects; clients wait in the backlog); the primary
+            # accepts once the extra processes do, on their own sockets of the port.
+            await pool.listen(app[keys.supervisor], site.bind_siblings)
             await site.accept()
     except BaseException:
         if pool is not None:

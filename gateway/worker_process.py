@@ -101,11 +101,14 @@ async def keep_alive(
                 log.error("cannot start %s: %s; retrying in %.2g s", name, exc, delay)
 
 
-async def terminate(procs: Sequence[asyncio.subprocess.Process], timeout: float, name: str) -> None:
-    """SIGTERM every process still running (each drains its in-flight work), wait up to `timeout`
+async def terminate(
+    procs: Sequence[asyncio.subprocess.Process], timeout: float, name: str, *, signalled: bool = False
+) -> None:
+    """SIGTERM every process still running (each drains its in-flight work; not again if
+    `signalled`: a second one could reach a process past its handlers), wait up to `timeout`
     seconds for them, then kill the ones still running."""
     running = [p for p in procs if p.returncode is None]
-    for proc in running:
+    for proc in running if not signalled else ():
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
     if not running:
