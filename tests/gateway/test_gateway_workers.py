@@ -8,6 +8,7 @@ Which process holds a connection is read from /proc (the kernel's socket tables)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import json
@@ -20,10 +21,12 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
+from gateway import keys
 from gateway.auth import throttle
 from tests.gateway.auth.support import PASSWORD, add_user, basic, password_hash
 from tests.gateway.support import REPO, port_open
@@ -122,18 +125,21 @@ def accepted_by(conn: socket.socket, candidates: list[int], timeout: float = 30.
     raise AssertionError("no gateway process accepted the connection")
 
 
-def connect_to(server: RunningServer, pid: int, attempts: int = 200) -> http.client.HTTPConnection:
-    """An HTTP connection accepted by gateway process `pid` (others opened meanwhile are closed)."""
-    port = int(server.url.rsplit(":", 1)[1])
-    pids = gateway_pids(server)
+def connect_to(server: RunningServer, pid: int) -> http.client.HTTPConnection:
+    """An HTTP connection accepted by gateway process `pid` of `server`."""
+    return connect_to_port(int(server.url.rsplit(":", 1)[1]), pid, gateway_pids(server))
+
+
+def connect_to_port(port: int, pid: int, candidates: list[int], attempts: int = 200) -> http.client.HTTPConnection:
+    """An HTTP connection to `port` accepted by process `pid` (others opened meanwhile are closed)."""
     for _ in range(attempts):
         sock = socket.create_connection(("127.0.0.1", port), timeout=60)
-        if accepted_by(sock, pids) == pid:
+        if accepted_by(sock, candidates) == pid:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             conn.sock = sock
             return conn
         sock.close()
-    raise AssertionError(f"gateway process {pid} accepted none of {attempts} connections")
+    raise AssertionError(f"process {pid} accepted none of {attempts} connections")
 
 
 def call(conn: http.client.HTTPConnection, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -223,6 +229,27 @@ def test_sigterm_drains_in_flight_requests_in_both_processes(server: RunningServ
     ]
 
 
+def test_extra_gateway_processes_die_with_the_primary(tmp_path: Path) -> None:
+    with two_gateways(tmp_path) as server:
+        extra = [pid for pid in gateway_pids(server) if pid != server.process.pid]
+        server.process.kill()  # no chance to stop them: the kernel's parent-death signal must
+        server.process.wait()
+        wait_for(lambda: not any(_alive(pid) for pid in extra), "the extra gateway process to exit")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
+def test_core_link_http_works_through_both_gateway_processes(tmp_path: Path) -> None:
+    with two_gateways(tmp_path, "--core-link", "http") as server:
+        for pid in gateway_pids(server):
+            assert call(connect_to(server, pid), SEARCH)[0] == 200
+
+
 def test_the_throttle_refuses_at_the_configured_total_across_processes(tmp_path: Path) -> None:
     with two_gateways(tmp_path, "--auth", "basic") as server:
         add_user(f"sqlite:///{tmp_path}/trackgate.db", "alice", password_hash(PASSWORD))
@@ -306,3 +333,30 @@ def test_the_mlflow_client_works_end_to_end_through_two_gateway_processes(server
             assert Path(local).read_text() == "through two gateways"
     finally:
         mlflow.set_tracking_uri("")
+
+
+async def test_an_extra_gateway_process_answers_503_while_no_core_worker_is_alive(
+    gateway_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The primary in this process over the stand-in core; the extra gateway process is real."""
+    gw = await gateway_factory(gateway_workers="2")
+    extra = gw.app[keys.gateway_pool].pids[0]
+    conn = await asyncio.to_thread(connect_to_port, gw.port, extra, [os.getpid(), extra])
+    status, body = await asyncio.to_thread(call, conn, "/pid")
+    assert status == 200
+    core = json.loads(body)["pid"]
+    # The replacement starts slowly, so the gap in which the gateway must answer 503 is visible.
+    monkeypatch.setenv("FAKE_CORE_START_DELAY", "2")
+    os.kill(core, signal.SIGKILL)
+    supervisor = gw.app[keys.supervisor]
+    while supervisor.available:  # the primary noticed, and told the extra process at once
+        await asyncio.sleep(0.01)
+    status, body = await asyncio.to_thread(call, conn, "/pid")
+    assert status == 503, body
+    assert json.loads(body)["error_code"] == "TEMPORARILY_UNAVAILABLE"
+    while True:  # and it serves again once the new worker answers it
+        status, body = await asyncio.to_thread(call, conn, "/pid")
+        if status == 200:
+            break
+        assert status == 503
+    assert json.loads(body)["pid"] != core
