@@ -59,7 +59,7 @@ def label(pid: int) -> str:
     text = " ".join(a.decode(errors="replace") for a in argv)
     if "tracking_core.worker" in text:
         return "core"
-    if "gateway.cli" in text:
+    if "gateway.cli" in text or "gateway.gateway_worker" in text:
         return "gateway"
     if "uvicorn" in text or "gunicorn" in text:
         return "mlflow-web"
