@@ -244,6 +244,34 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def test_sighup_reloads_the_certificate_in_every_gateway_process(tmp_path: Path) -> None:
+    from cryptography import x509
+
+    from tests.gateway.auth.test_tls import Certs
+
+    certs = Certs(tmp_path)
+    tls = ("--tls-cert", str(tmp_path / "server.pem"), "--tls-key", str(tmp_path / "server-key.pem"))
+    env = {"PYTHONPATH": str(REPO)}
+    with trackgate_server(tmp_path, *TWO, *tls, env=env, wait=False) as server:  # https: no plain /readyz
+        wait_for(lambda: len(gateway_pids(server)) == 2, f"two gateway processes\n{server.log()}")
+        port, pids = int(server.url.rsplit(":", 1)[1]), gateway_pids(server)
+
+        def serial(pid: int) -> int:
+            raw = connect_to_port(port, pid, pids).sock
+            assert raw is not None
+            with certs.client_context().wrap_socket(raw, server_hostname="127.0.0.1") as conn:
+                der = conn.getpeercert(binary_form=True)
+            assert der is not None
+            return x509.load_der_x509_certificate(der).serial_number
+
+        before = {pid: serial(pid) for pid in pids}
+        new = certs.write_server_cert("127.0.0.1").serial_number
+        assert new not in before.values()
+        server.process.send_signal(signal.SIGHUP)
+        for pid in pids:  # the primary forwarded it: each process swapped its own copy
+            wait_for(lambda pid=pid: serial(pid) == new, f"process {pid} to serve the new certificate")
+
+
 def test_core_link_http_works_through_both_gateway_processes(tmp_path: Path) -> None:
     with two_gateways(tmp_path, "--core-link", "http") as server:
         for pid in gateway_pids(server):
