@@ -160,6 +160,12 @@ class GuardedHandler(RequestHandler):
         self._last_data = time.monotonic()
         self._write_paused_since: float | None = None
 
+    def drop_unread_body(self) -> None:
+        """Close the connection once the current answer is sent, without first reading and
+        discarding the rest of the request body for aiohttp's lingering time (its _lingering_time
+        slot; 0 skips the lingering read and closes the unfinished request)."""
+        self._lingering_time = 0.0
+
     def pause_writing(self) -> None:
         # The client is not taking our bytes as fast as we send them; resume_writing is progress.
         self._write_paused_since = time.monotonic()

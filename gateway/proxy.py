@@ -23,6 +23,7 @@ from gateway import core_link, keys
 from gateway.auth import upstream as auth_upstream
 from gateway.core_watch import CORE_URL
 from gateway.errors import mlflow_error
+from gateway.limits import GuardedHandler
 from tracking_core.contract import identity_headers
 
 log = logging.getLogger("trackgate.proxy")
@@ -172,6 +173,18 @@ def unavailable(message: str) -> web.Response:
     return mlflow_error(503, "TEMPORARILY_UNAVAILABLE", message, {"Retry-After": "1"})
 
 
+LOST_CORE = "The tracking server lost its connection to the tracking core; retry shortly."
+
+
+def unavailable_to(request: web.Request, message: str) -> web.Response:
+    """`unavailable`, closing the connection after it when the request's body is not all read:
+    aiohttp would otherwise read and discard the rest for its lingering time (10 s), so the
+    client of a multi-GB upload the core cannot take kept sending for that long before it heard."""
+    if not request.content.is_eof() and isinstance(request.protocol, GuardedHandler):
+        request.protocol.drop_unread_body()
+    return unavailable(message)
+
+
 async def core_session_context(app: web.Application) -> AsyncIterator[None]:
     """The framed link to the core, or one keep-alive HTTP session when the core does not speak
     frames, for the gateway's lifetime (after the core's ctx: the core is ready by now)."""
@@ -213,7 +226,7 @@ async def core_session_context(app: web.Application) -> AsyncIterator[None]:
 async def proxy_handler(request: web.Request) -> web.StreamResponse:
     """Forward one request to the core and relay its answer."""
     if not request.app[keys.core].available:
-        return unavailable("The tracking server is starting or restarting; retry shortly.")
+        return unavailable_to(request, "The tracking server is starting or restarting; retry shortly.")
     # raw_path keeps the query string and percent-encoding exactly as the client sent them.
     target = request.raw_path if request.raw_path.startswith("/") else str(request.rel_url)
     link = request.app[keys.core_link]
@@ -240,7 +253,7 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
         else:
             log.warning("%s %s: core connection failed: %r", request.method, request.path, exc)
         # Nothing went out to the client yet: a 503 makes the mlflow client retry.
-        return unavailable("The tracking server lost its connection to the tracking core; retry shortly.")
+        return unavailable_to(request, LOST_CORE)
 
 
 async def _relay(request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
@@ -310,7 +323,7 @@ async def _forward_framed(request: web.Request, link: core_link.CoreLink, target
         stream = await link.open(request.method, target, flat, body, not streamed)
     except _LINK_FAILURES as exc:
         log.warning("%s %s: cannot reach the core: %r", request.method, request.path, exc)
-        return unavailable("The tracking server lost its connection to the tracking core; retry shortly.")
+        return unavailable_to(request, LOST_CORE)
     try:
         if streamed:
             sender = asyncio.create_task(stream.send_body(request.content))
@@ -321,7 +334,7 @@ async def _forward_framed(request: web.Request, link: core_link.CoreLink, target
                 log.debug("%s %s: the client went away: %r", request.method, request.path, exc)
             else:
                 log.warning("%s %s: core connection failed: %r", request.method, request.path, exc)
-            return unavailable("The tracking server lost its connection to the tracking core; retry shortly.")
+            return unavailable_to(request, LOST_CORE)
         return await _relay_framed(request, stream)
     finally:
         if sender is not None and not sender.done():
@@ -360,7 +373,7 @@ async def _relay_framed(request: web.Request, stream: core_link.GatewayStream) -
                 body = await stream.content.read()
             except _LINK_FAILURES as exc:
                 log.warning("%s %s: core dropped the response mid-body: %r", request.method, request.path, exc)
-                return unavailable("The tracking server lost its connection to the tracking core; retry shortly.")
+                return unavailable_to(request, LOST_CORE)
         return web.Response(status=stream.status, reason=stream.reason, headers=headers, body=body)
     response = web.StreamResponse(status=stream.status, reason=stream.reason, headers=headers)
     if length is not None:

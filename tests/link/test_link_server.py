@@ -107,7 +107,9 @@ def test_a_core_killed_mid_upload_answers_503_not_a_hang(server: RunningServer) 
     finally:
         killer.join()
     assert time.monotonic() - started < 30
-    assert sum(sent) < 4096 * MIB  # it failed while the upload was under way
+    # The gateway closed the connection after its 503 rather than reading and discarding the rest
+    # of the body for aiohttp's 10 s lingering time, in which the client sent nearly all 4 GiB.
+    assert sum(sent) < 1024 * MIB
     _wait_serving(server)
 
 
