@@ -182,6 +182,8 @@ class Bench:
                 for s in self.specs
                 if s.name in self.servers and (scenario.name not in s.skip or s.name in self.include_skipped)
             ]
+            if not names:  # measured alone, a server that skips this scenario leaves nobody to run it
+                continue
             entries = {
                 n: self._rec(n)["scenarios"].setdefault(
                     scenario.name, {"title": scenario.title, "rounds": []}
